@@ -1,0 +1,3 @@
+from callmeter.cli import main
+
+main()

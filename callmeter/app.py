@@ -1,0 +1,80 @@
+"""The Starlette application: routes, error mapping and the database's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from callmeter import rest
+from callmeter.billing.plans import pay_as_you_go
+from callmeter.db.connection import Database
+from callmeter.db.migrate import migrate
+from callmeter.errors import CallmeterError, DatabaseUnavailableError
+from callmeter.schema.view import make_graphql_app
+from callmeter.settings import Settings, load_settings
+from callmeter.webhooks.routes import twilio_status_callback
+
+log = logging.getLogger("callmeter")
+
+
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await request.app.state.db.ping()
+    except DatabaseUnavailableError as exc:
+        return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CallmeterError)
+    return rest.error_response(exc)
+
+
+def create_app(settings: Settings | None = None, *, migrate_on_start: bool | None = None) -> Starlette:
+    settings = settings or load_settings()
+    if migrate_on_start is None:
+        migrate_on_start = settings.is_sqlite
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate_on_start:
+            migrate(settings.database_url)
+        app.state.db = Database(settings.database_url)
+        await app.state.db.connect()
+        try:
+            yield
+        finally:
+            await app.state.db.disconnect()
+
+    graphql = make_graphql_app()
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/webhooks/twilio/status", twilio_status_callback, methods=["POST"]),
+            *rest.routes,
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+        ],
+        exception_handlers={CallmeterError: domain_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.default_plan = pay_as_you_go(settings.price_per_minute)
+    return app
+
+
+def create_served_app() -> Starlette:
+    """The app `callmeter serve` runs: the CLI has already migrated the embedded database."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return create_app(migrate_on_start=False)

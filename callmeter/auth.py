@@ -1,0 +1,78 @@
+"""Bearer tokens: HS256 JWTs signed with `JWT_SECRET`, turned into the `Viewer` every read is scoped by.
+
+The algorithm is pinned to HS256 (so `alg: none` and algorithm-confusion tokens are refused), `exp`
+is required, and `iss`/`aud` are checked when configured. `sub` is the user's id, a positive integer
+given as a string or a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from callmeter.errors import UnauthenticatedError
+from callmeter.settings import Settings
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user_id: int
+    is_admin: bool = False
+
+
+def issue_token(
+    settings: Settings, *, user_id: int, admin: bool = False, ttl: timedelta = timedelta(hours=24)
+) -> str:
+    claims: dict[str, object] = {
+        "sub": str(user_id),
+        "exp": datetime.now(UTC) + ttl,
+        "iat": datetime.now(UTC),
+    }
+    if admin:
+        claims["role"] = "admin"
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    return jwt.encode(claims, str(settings.jwt_secret), algorithm=ALGORITHM)
+
+
+def verify_token(settings: Settings, token: str) -> Viewer:
+    try:
+        claims = jwt.decode(
+            token,
+            str(settings.jwt_secret),
+            algorithms=[ALGORITHM],
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            options={
+                "require": ["exp", "sub"],
+                "verify_sub": False,
+                "verify_aud": settings.jwt_audience is not None,
+            },
+        )
+    except jwt.ExpiredSignatureError:
+        raise UnauthenticatedError("token expired") from None
+    except jwt.PyJWTError as exc:
+        raise UnauthenticatedError(f"invalid token: {exc}") from None
+    subject = claims["sub"]
+    if isinstance(subject, bool) or not isinstance(subject, int | str):
+        raise UnauthenticatedError("invalid token: sub must be a user id")
+    subject = str(subject)
+    if not subject.isascii() or not subject.isdigit() or not 0 < int(subject) < 2**63:
+        raise UnauthenticatedError("invalid token: sub must be a positive integer user id")
+    return Viewer(user_id=int(subject), is_admin=claims.get("role") == "admin")
+
+
+def viewer_from_authorization(settings: Settings, header: str | None) -> Viewer:
+    """The viewer named by an `Authorization: Bearer <JWT>` header value."""
+    if not header:
+        raise UnauthenticatedError("missing Authorization: Bearer token")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError("Authorization must be 'Bearer <token>'")
+    return verify_token(settings, token.strip())

@@ -1,0 +1,82 @@
+"""Voice agents and the phone numbers they answer, which attribute calls to their owners."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from sqlalchemy import select
+
+from callmeter.db.connection import Connection
+from callmeter.db.tables import agent_numbers, agents
+from callmeter.errors import BadInputError
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    id: int
+    user_id: int
+    name: str
+    phone_numbers: tuple[str, ...]
+
+
+async def insert_agent(conn: Connection, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:
+    """Register an agent; the caller's transaction makes it all-or-nothing."""
+    taken = await conn.fetch_all(
+        select(agent_numbers.c.number).where(agent_numbers.c.number.in_(list(numbers)))
+    )
+    if taken:
+        raise BadInputError(f"phone number {taken[0]['number']} already belongs to an agent")
+    agent_id = await conn.fetch_val(
+        agents.insert()
+        .values(user_id=user_id, name=name, created_at=datetime.now(UTC))
+        .returning(agents.c.id)
+    )
+    try:
+        for number in numbers:
+            await conn.execute(agent_numbers.insert().values(number=number, agent_id=agent_id))
+    except (asyncpg.UniqueViolationError, sqlite3.IntegrityError):
+        raise BadInputError("a phone number was registered by another agent just now") from None
+    return AgentRow(agent_id, user_id, name, tuple(numbers))
+
+
+async def fetch_agents(
+    conn: Connection, *, user_id: int | None = None, ids: Sequence[int] | None = None
+) -> list[AgentRow]:
+    """Agents of one user, or the agents with the given ids, with their numbers, by id."""
+    query = select(agents.c.id, agents.c.user_id, agents.c.name, agent_numbers.c.number).outerjoin(
+        agent_numbers, agent_numbers.c.agent_id == agents.c.id
+    )
+    if user_id is not None:
+        query = query.where(agents.c.user_id == user_id)
+    if ids is not None:
+        query = query.where(agents.c.id.in_(list(ids)))
+    rows = await conn.fetch_all(query.order_by(agents.c.id, agent_numbers.c.number))
+    found: dict[int, AgentRow] = {}
+    for row in rows:
+        agent = found.get(row["id"]) or AgentRow(row["id"], row["user_id"], row["name"], ())
+        if row["number"] is not None:
+            agent = AgentRow(agent.id, agent.user_id, agent.name, (*agent.phone_numbers, row["number"]))
+        found[row["id"]] = agent
+    return list(found.values())
+
+
+async def find_agent_owner(
+    conn: Connection, *, agent_id: int | None = None, number: str | None = None
+) -> tuple[int, int] | None:
+    """(agent id, user id) of the agent with that id, else the one answering that number."""
+    if agent_id is not None:
+        query = select(agents.c.id, agents.c.user_id).where(agents.c.id == agent_id)
+    elif number:
+        query = (
+            select(agents.c.id, agents.c.user_id)
+            .join(agent_numbers, agent_numbers.c.agent_id == agents.c.id)
+            .where(agent_numbers.c.number == number)
+        )
+    else:
+        return None
+    row = await conn.fetch_one(query)
+    return (row["id"], row["user_id"]) if row else None

@@ -1,0 +1,118 @@
+"""Reads of `call_usage`: one call, a keyset-paginated history, the calls in progress.
+
+History is ordered newest first by `sort_at` (when the call was answered, else its first event) and
+then `id`, which the composite indexes serve directly, so a deep page costs what the first one does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from callmeter.db.connection import Connection
+from callmeter.db.tables import agents, call_usage
+from callmeter.db.types import to_decimal, to_utc
+
+
+@dataclass(frozen=True)
+class CallRow:
+    id: int
+    call_sid: str
+    user_id: int
+    agent_id: int | None
+    agent_name: str | None
+    call_from: str | None
+    call_to: str | None
+    direction: str | None
+    status: str
+    twilio_status: str
+    duration_seconds: int
+    billable_seconds: int
+    cost_usd: Decimal
+    first_event_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    sort_at: datetime
+    month: str
+
+    @classmethod
+    def from_record(cls, row: Any) -> CallRow:
+        return cls(
+            id=row["id"],
+            call_sid=row["call_sid"],
+            user_id=row["user_id"],
+            agent_id=row["agent_id"],
+            agent_name=row["agent_name"],
+            call_from=row["call_from"],
+            call_to=row["call_to"],
+            direction=row["direction"],
+            status=row["status"],
+            twilio_status=row["twilio_status"],
+            duration_seconds=row["duration_seconds"],
+            billable_seconds=row["billable_seconds"],
+            cost_usd=to_decimal(row["cost_usd"]),
+            first_event_at=to_utc(row["first_event_at"]),
+            started_at=row["started_at"] and to_utc(row["started_at"]),
+            ended_at=row["ended_at"] and to_utc(row["ended_at"]),
+            sort_at=to_utc(row["sort_at"]),
+            month=row["month"],
+        )
+
+
+_CALL_COLUMNS = select(call_usage, agents.c.name.label("agent_name")).outerjoin(
+    agents, agents.c.id == call_usage.c.agent_id
+)
+
+
+async def fetch_call(conn: Connection, *, user_id: int, call_sid: str) -> CallRow | None:
+    row = await conn.fetch_one(
+        _CALL_COLUMNS.where(call_usage.c.user_id == user_id, call_usage.c.call_sid == call_sid)
+    )
+    return CallRow.from_record(row) if row else None
+
+
+async def fetch_calls_by_ids(conn: Connection, *, ids: Sequence[int]) -> list[CallRow]:
+    rows = await conn.fetch_all(_CALL_COLUMNS.where(call_usage.c.id.in_(list(ids))))
+    return [CallRow.from_record(row) for row in rows]
+
+
+async def list_calls(
+    conn: Connection,
+    *,
+    user_id: int,
+    limit: int,
+    before: tuple[datetime, int] | None = None,
+    status: str | None = None,
+    agent_id: int | None = None,
+) -> list[CallRow]:
+    """Up to `limit` calls newest first, strictly after the keyset position `before`."""
+    query = _CALL_COLUMNS.where(call_usage.c.user_id == user_id)
+    if status is not None:
+        query = query.where(call_usage.c.status == status)
+    if agent_id is not None:
+        query = query.where(call_usage.c.agent_id == agent_id)
+    if before is not None:
+        sort_at, call_id = before
+        query = query.where(
+            or_(
+                call_usage.c.sort_at < sort_at,
+                and_(call_usage.c.sort_at == sort_at, call_usage.c.id < call_id),
+            )
+        )
+    query = query.order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc()).limit(limit)
+    return [CallRow.from_record(row) for row in await conn.fetch_all(query)]
+
+
+async def list_active_calls(conn: Connection, *, user_id: int) -> list[CallRow]:
+    """The calls of a user that have been answered and not yet ended, newest first."""
+    query = _CALL_COLUMNS.where(
+        call_usage.c.user_id == user_id,
+        call_usage.c.status == "active",
+        call_usage.c.started_at.is_not(None),
+    ).order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc())
+    return [CallRow.from_record(row) for row in await conn.fetch_all(query)]

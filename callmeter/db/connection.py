@@ -1,0 +1,83 @@
+"""The database handle: `databases` over asyncpg (PostgreSQL) or aiosqlite (SQLite).
+
+Every use of `databases` stays in `db/` so it can be swapped for SQLAlchemy's own asyncio Core in one
+place. The caller owns the transaction: `async with db.transaction() as conn:` then pass `conn` to the
+query functions. SQLite allows one writer at a time, so on SQLite write transactions are serialised
+in-process (the embedded default is one process by design); PostgreSQL row locks do that job there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import databases
+
+from callmeter.errors import DatabaseUnavailableError
+
+Connection = databases.core.Connection
+
+# What a lost or refused database connection raises, per driver.
+UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    sqlite3.OperationalError,
+)
+
+
+class Database:
+    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        options: dict[str, Any] = {}
+        if self.is_sqlite:
+            options["timeout"] = 15  # sqlite3's busy timeout, seconds
+        else:
+            options.update(min_size=min_size, max_size=max_size, command_timeout=30)
+        self._db = databases.Database(url, **options)
+        self._write_lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        try:
+            await self._db.connect()
+        except UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(f"cannot reach the database: {exc}") from exc
+
+    async def disconnect(self) -> None:
+        await self._db.disconnect()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        try:
+            async with self._db.connection() as conn:
+                yield conn
+        except UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A write transaction on a connection of its own; commits when the block exits cleanly."""
+        try:
+            if self.is_sqlite:
+                async with self._write_lock, self._db.connection() as conn:
+                    async with conn.transaction():
+                        yield conn
+            else:
+                async with self._db.connection() as conn, conn.transaction():
+                    yield conn
+        except UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+
+    async def ping(self) -> None:
+        async with self.connection() as conn:
+            await conn.fetch_val("SELECT 1")

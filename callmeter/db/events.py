@@ -1,0 +1,79 @@
+"""`webhook_events`: every distinct Twilio callback, kept for audit, re-rating and admins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from callmeter.db.connection import Connection
+from callmeter.db.tables import webhook_events
+from callmeter.db.types import to_utc
+from callmeter.tracking import StatusCallback
+
+
+@dataclass(frozen=True)
+class WebhookEventRow:
+    id: int
+    call_sid: str
+    sequence_number: int | None
+    call_status: str
+    event_at: datetime
+    received_at: datetime
+    payload: dict[str, str]
+
+    @classmethod
+    def from_record(cls, row: Any) -> WebhookEventRow:
+        sequence = row["sequence_number"]
+        return cls(
+            row["id"],
+            row["call_sid"],
+            None if sequence < 0 else sequence,
+            row["call_status"],
+            to_utc(row["event_at"]),
+            to_utc(row["received_at"]),
+            json.loads(row["payload"]),
+        )
+
+
+async def insert_event(
+    conn: Connection,
+    *,
+    event: StatusCallback,
+    form: Mapping[str, str],
+    user_id: int | None,
+    agent_id: int | None,
+) -> int | None:
+    """Store a callback once; the new row's id, or None when it was stored before."""
+    query = (
+        insert(webhook_events)
+        .values(
+            call_sid=event.call_sid,
+            sequence_number=-1 if event.sequence_number is None else event.sequence_number,
+            call_status=event.call_status,
+            event_at=event.timestamp,
+            received_at=datetime.now(UTC),
+            user_id=user_id,
+            agent_id=agent_id,
+            payload=json.dumps(dict(form), separators=(",", ":")),
+        )
+        .on_conflict_do_nothing(index_elements=["call_sid", "sequence_number", "call_status"])
+        .returning(webhook_events.c.id)
+    )
+    return await conn.fetch_val(query)
+
+
+async def list_unattributed(conn: Connection, *, limit: int) -> list[WebhookEventRow]:
+    """The newest callbacks that matched no agent."""
+    query = (
+        select(webhook_events)
+        .where(webhook_events.c.user_id.is_(None))
+        .order_by(webhook_events.c.id.desc())
+        .limit(limit)
+    )
+    return [WebhookEventRow.from_record(row) for row in await conn.fetch_all(query)]

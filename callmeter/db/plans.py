@@ -1,0 +1,59 @@
+"""Stored pricing plans and which plan bills a user's month."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from callmeter.billing.plans import Plan, PlanKind, Tier
+from callmeter.db.connection import Connection
+from callmeter.db.tables import plan_assignments, plans
+from callmeter.db.types import to_decimal
+
+
+def plan_from_record(row: Any) -> Plan:
+    def money(name: str) -> Any:
+        return None if row[name] is None else to_decimal(row[name])
+
+    tiers = tuple(
+        Tier(tier["up_to_minutes"], to_decimal(tier["rate_per_minute"]))
+        for tier in json.loads(row["tiers"] or "[]")
+    )
+    return Plan(
+        id=row["id"],
+        name=row["name"],
+        kind=PlanKind(row["kind"]),
+        rate_per_minute=money("rate_per_minute"),
+        tiers=tiers,
+        monthly_fee_usd=money("monthly_fee_usd") or to_decimal(0),
+        included_minutes=row["included_minutes"] or 0,
+        overage_rate_per_minute=money("overage_rate_per_minute"),
+        billing_increment_seconds=row["billing_increment_seconds"],
+        minimum_billable_seconds=row["minimum_billable_seconds"],
+    )
+
+
+async def plan_for_month(conn: Connection, *, user_id: int, month: str) -> Plan | None:
+    """The plan assigned to the user from `month` or the latest month before it; None: the default."""
+    query = (
+        select(plans)
+        .join(plan_assignments, plan_assignments.c.plan_id == plans.c.id)
+        .where(plan_assignments.c.user_id == user_id, plan_assignments.c.from_month <= month)
+        .order_by(plan_assignments.c.from_month.desc())
+        .limit(1)
+    )
+    row = await conn.fetch_one(query)
+    return plan_from_record(row) if row else None
+
+
+async def plan_schedule(conn: Connection, *, user_id: int) -> list[tuple[str, Plan]]:
+    """All of a user's plan assignments as (from month, plan), oldest first."""
+    query = (
+        select(plans, plan_assignments.c.from_month)
+        .join(plan_assignments, plan_assignments.c.plan_id == plans.c.id)
+        .where(plan_assignments.c.user_id == user_id)
+        .order_by(plan_assignments.c.from_month)
+    )
+    return [(row["from_month"], plan_from_record(row)) for row in await conn.fetch_all(query)]

@@ -1,0 +1,169 @@
+"""Recording one Twilio status callback: the whole write path, in one transaction.
+
+dedupe the raw event -> advance the call's state (monotonic) -> on the first transition into
+`completed`, rate the call by its month's plan and add it to `monthly_usage`. A repeated or late
+event is stored once and changes nothing else, so a call adds to its month exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from callmeter.billing.plans import Plan, billable_seconds
+from callmeter.billing.rating import rate_call
+from callmeter.db import calls, events, plans, usage
+from callmeter.db.agents import find_agent_owner
+from callmeter.db.connection import Connection, Database
+from callmeter.db.tables import call_usage
+from callmeter.db.types import to_utc
+from callmeter.db.usage import MonthlyUsageRow
+from callmeter.months import Month
+from callmeter.tracking import CallState, CallStatus, ChangeKind, StatusCallback, apply_event
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    stored: bool  # False: this exact event was recorded before
+    attributed: bool  # False: it matched no agent and waits for an admin
+    call: calls.CallRow | None = None
+    change: ChangeKind | None = None
+    month_usage: MonthlyUsageRow | None = None  # set when a completed call was counted
+
+
+async def record_status_callback(
+    db: Database, *, event: StatusCallback, form: Mapping[str, str], agent_id: int | None, default_plan: Plan
+) -> RecordOutcome:
+    async with db.transaction() as conn:
+        owner = await _find_owner(conn, event=event, agent_id=agent_id)
+        event_id = await events.insert_event(
+            conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
+        )
+        if event_id is None:
+            return RecordOutcome(stored=False, attributed=owner is not None)
+        if owner is None:
+            return RecordOutcome(stored=True, attributed=False)
+        return await _advance_call(conn, event=event, owner=owner, default_plan=default_plan)
+
+
+async def _find_owner(
+    conn: Connection, *, event: StatusCallback, agent_id: int | None
+) -> tuple[int, int] | None:
+    """(agent id, user id): the call's, once it exists, else by the agent the callback names."""
+    row = await conn.fetch_one(
+        select(call_usage.c.agent_id, call_usage.c.user_id).where(call_usage.c.call_sid == event.call_sid)
+    )
+    if row is not None:
+        return row["agent_id"], row["user_id"]
+    if agent_id is not None:
+        return await find_agent_owner(conn, agent_id=agent_id)
+    number = event.call_from if event.is_outbound else event.call_to
+    return await find_agent_owner(conn, number=number)
+
+
+async def _advance_call(
+    conn: Connection, *, event: StatusCallback, owner: tuple[int, int], default_plan: Plan
+) -> RecordOutcome:
+    now = datetime.now(UTC)
+    await conn.execute(
+        insert(call_usage)
+        .values(
+            call_sid=event.call_sid,
+            user_id=owner[1],
+            agent_id=owner[0],
+            call_from=event.call_from,
+            call_to=event.call_to,
+            direction=event.direction,
+            account_sid=event.account_sid,
+            twilio_status="queued",
+            status=CallStatus.ACTIVE,
+            duration_seconds=0,
+            billable_seconds=0,
+            cost_usd=Decimal(0),
+            first_event_at=event.timestamp,
+            sort_at=event.timestamp,
+            month=str(Month.of(event.timestamp)),
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["call_sid"])
+    )
+    row = await conn.fetch_one(
+        select(call_usage).where(call_usage.c.call_sid == event.call_sid).with_for_update()
+    )
+    before = CallState(
+        twilio_status=row["twilio_status"],
+        status=CallStatus(row["status"]),
+        first_event_at=_utc(row["first_event_at"]),
+        started_at=_utc(row["started_at"]),
+        ended_at=_utc(row["ended_at"]),
+        duration_seconds=row["duration_seconds"],
+    )
+    after, change = apply_event(before, event)
+    if after == before:
+        return RecordOutcome(stored=True, attributed=True)
+    values: dict[str, object] = {
+        "twilio_status": after.twilio_status,
+        "status": after.status,
+        "first_event_at": after.first_event_at,
+        "started_at": after.started_at,
+        "ended_at": after.ended_at,
+        "duration_seconds": after.duration_seconds,
+        "sort_at": after.sort_at,
+        "month": str(Month.of(after.sort_at)),
+        "updated_at": now,
+        "call_from": row["call_from"] or event.call_from,
+        "call_to": row["call_to"] or event.call_to,
+        "direction": row["direction"] or event.direction,
+    }
+    month_usage = None
+    if change is ChangeKind.ENDED and after.status is CallStatus.COMPLETED:
+        month_usage = await _rate_into_month(
+            conn,
+            user_id=owner[1],
+            month=values["month"],
+            duration=after.duration_seconds,
+            default_plan=default_plan,
+            values=values,
+        )
+    await conn.execute(call_usage.update().where(call_usage.c.id == row["id"]).values(**values))
+    (call,) = await calls.fetch_calls_by_ids(conn, ids=[row["id"]])
+    return RecordOutcome(stored=True, attributed=True, call=call, change=change, month_usage=month_usage)
+
+
+async def _rate_into_month(
+    conn: Connection,
+    *,
+    user_id: int,
+    month: object,
+    duration: int,
+    default_plan: Plan,
+    values: dict[str, object],
+) -> MonthlyUsageRow:
+    """Add a completed call to its month; its cost is what it adds to the month's charge."""
+    month = str(month)
+    plan = await plans.plan_for_month(conn, user_id=user_id, month=month) or default_plan
+    billable = billable_seconds(plan, duration)
+    totals = await usage.add_completed_call(
+        conn, user_id=user_id, month=month, seconds=duration, billable_seconds=billable
+    )
+    charge = rate_call(
+        plan, month_billable_before=totals.billable_seconds - billable, duration_seconds=duration
+    )
+    # The stored charge grows by exactly each call's cost, so the costs always add up to it.
+    new_charge = totals.usage_charge_usd + charge.cost
+    await usage.set_month_charge(conn, user_id=user_id, month=month, usage_charge_usd=new_charge)
+    values.update(
+        billable_seconds=charge.billable_seconds, cost_usd=charge.cost, month_position=totals.total_calls
+    )
+    return MonthlyUsageRow(
+        user_id, month, totals.total_calls, totals.total_seconds, totals.billable_seconds, new_charge
+    )
+
+
+def _utc(value: object) -> datetime | None:
+    return None if value is None else to_utc(value)

@@ -1,0 +1,127 @@
+"""The tables, in SQLAlchemy Core. Alembic's migrations under `migrations/` create exactly these.
+
+`call_usage` keeps the seed's columns plus what the state machine needs. `monthly_usage` is the roll-up
+that keeps usage reads O(1) in the number of calls. `webhook_events` keeps every distinct callback
+(deduplicated on Twilio's (CallSid, SequenceNumber, CallStatus)) for audit and re-rating; the ones that
+matched no agent have no `user_id` and are listed to admins.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from callmeter.db.types import Money, UTCDateTime
+
+metadata = MetaData()
+
+# BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+agent_numbers = Table(
+    "agent_numbers",
+    metadata,
+    Column("number", String(32), primary_key=True),
+    Column("agent_id", BigInteger, ForeignKey("agents.id"), nullable=False, index=True),
+)
+
+call_usage = Table(
+    "call_usage",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False, unique=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("agent_id", BigInteger, ForeignKey("agents.id"), nullable=True),
+    Column("call_from", String(64)),
+    Column("call_to", String(64)),
+    Column("direction", String(32)),
+    Column("account_sid", String(64)),
+    Column("twilio_status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # active / completed / failed
+    Column("duration_seconds", Integer, nullable=False, default=0),
+    Column("billable_seconds", Integer, nullable=False, default=0),
+    Column("cost_usd", Money, nullable=False),
+    Column("first_event_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("ended_at", UTCDateTime),
+    Column("sort_at", UTCDateTime, nullable=False),  # started_at, else first_event_at
+    Column("month", String(7), nullable=False),  # "YYYY-MM" of sort_at
+    Column("month_position", Integer),  # order in which completed calls were rated into the month
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_call_usage_user_sort", "user_id", "sort_at", "id"),
+    Index("ix_call_usage_user_status_sort", "user_id", "status", "sort_at", "id"),
+    Index("ix_call_usage_agent_sort", "agent_id", "sort_at", "id"),
+    Index("ix_call_usage_user_month_position", "user_id", "month", "month_position"),
+)
+
+monthly_usage = Table(
+    "monthly_usage",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("total_calls", Integer, nullable=False),
+    Column("total_seconds", BigInteger, nullable=False),
+    Column("billable_seconds", BigInteger, nullable=False),
+    Column("usage_charge_usd", Money, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("call_sid", String(64), nullable=False),
+    Column("sequence_number", Integer, nullable=False),  # -1 when Twilio sent none
+    Column("call_status", String(16), nullable=False),
+    Column("event_at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("user_id", BigInteger),  # NULL: matched no agent
+    Column("agent_id", BigInteger),
+    Column("payload", Text, nullable=False),  # the form as Twilio sent it, JSON
+    UniqueConstraint("call_sid", "sequence_number", "call_status", name="uq_webhook_events_dedupe"),
+    Index("ix_webhook_events_user_id", "user_id", "id"),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("rate_per_minute", Money),
+    Column("tiers", Text),  # JSON [{"up_to_minutes": 500 | null, "rate_per_minute": "0.06"}]
+    Column("monthly_fee_usd", Money),
+    Column("included_minutes", Integer),
+    Column("overage_rate_per_minute", Money),
+    Column("billing_increment_seconds", Integer, nullable=False, default=1),
+    Column("minimum_billable_seconds", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+plan_assignments = Table(
+    "plan_assignments",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("from_month", String(7), primary_key=True),
+    Column("plan_id", BigInteger, ForeignKey("plans.id"), nullable=False),
+    Column("assigned_at", UTCDateTime, nullable=False),
+)

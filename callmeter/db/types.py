@@ -1,0 +1,72 @@
+"""Column types that behave the same on PostgreSQL and SQLite.
+
+Money is exact `Decimal` in and out: `numeric` on PostgreSQL, text on SQLite (whose NUMERIC affinity
+would keep a binary float). Times are aware UTC datetimes: `timestamptz` on PostgreSQL, and on SQLite
+a fixed-width UTC text that sorts in time order.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import DateTime, Numeric, String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+class Money(TypeDecorator[Decimal]):
+    impl = Numeric(18, 6)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(18, 6, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = to_decimal(value)
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else to_decimal(value)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(26))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = to_utc(value)
+        return value.strftime(_SQLITE_TIME) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else to_utc(value)
+
+
+def to_decimal(value: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        raise TypeError("money must never be a float")
+    return Decimal(str(value))
+
+
+def to_utc(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.strptime(value, _SQLITE_TIME) if "." in value else datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -1,0 +1,102 @@
+"""`monthly_usage`: the per-user, per-month roll-up that completed calls are added to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from callmeter.db.connection import Connection
+from callmeter.db.tables import monthly_usage
+from callmeter.db.types import to_decimal
+
+
+@dataclass(frozen=True)
+class MonthlyUsageRow:
+    user_id: int
+    month: str
+    total_calls: int
+    total_seconds: int
+    billable_seconds: int
+    usage_charge_usd: Decimal
+
+    @classmethod
+    def from_record(cls, row: Any) -> MonthlyUsageRow:
+        return cls(
+            row["user_id"],
+            row["month"],
+            row["total_calls"],
+            row["total_seconds"],
+            row["billable_seconds"],
+            to_decimal(row["usage_charge_usd"]),
+        )
+
+    @classmethod
+    def empty(cls, user_id: int, month: str) -> MonthlyUsageRow:
+        return cls(user_id, month, 0, 0, 0, Decimal("0.00"))
+
+
+async def fetch_month(conn: Connection, *, user_id: int, month: str) -> MonthlyUsageRow:
+    row = await conn.fetch_one(
+        select(monthly_usage).where(monthly_usage.c.user_id == user_id, monthly_usage.c.month == month)
+    )
+    return MonthlyUsageRow.from_record(row) if row else MonthlyUsageRow.empty(user_id, month)
+
+
+async def fetch_months(
+    conn: Connection, *, user_id: int, first: str | None = None, last: str | None = None
+) -> list[MonthlyUsageRow]:
+    """The months with usage between `first` and `last` (inclusive), oldest first."""
+    query = select(monthly_usage).where(monthly_usage.c.user_id == user_id)
+    if first is not None:
+        query = query.where(monthly_usage.c.month >= first)
+    if last is not None:
+        query = query.where(monthly_usage.c.month <= last)
+    rows = await conn.fetch_all(query.order_by(monthly_usage.c.month))
+    return [MonthlyUsageRow.from_record(row) for row in rows]
+
+
+async def add_completed_call(
+    conn: Connection, *, user_id: int, month: str, seconds: int, billable_seconds: int
+) -> MonthlyUsageRow:
+    """Count one completed call into its month and return the month after it.
+
+    On PostgreSQL the upsert locks the month's row until the caller's transaction ends, so the
+    charge the caller then computes from these totals cannot interleave with another call's.
+    """
+    now = datetime.now(UTC)
+    query = (
+        insert(monthly_usage)
+        .values(
+            user_id=user_id,
+            month=month,
+            total_calls=1,
+            total_seconds=seconds,
+            billable_seconds=billable_seconds,
+            usage_charge_usd=Decimal(0),
+            updated_at=now,
+        )
+        .on_conflict_do_update(
+            index_elements=["user_id", "month"],
+            set_={
+                "total_calls": monthly_usage.c.total_calls + 1,
+                "total_seconds": monthly_usage.c.total_seconds + seconds,
+                "billable_seconds": monthly_usage.c.billable_seconds + billable_seconds,
+                "updated_at": now,
+            },
+        )
+        .returning(*monthly_usage.c)
+    )
+    return MonthlyUsageRow.from_record(await conn.fetch_one(query))
+
+
+async def set_month_charge(conn: Connection, *, user_id: int, month: str, usage_charge_usd: Decimal) -> None:
+    await conn.execute(
+        monthly_usage.update()
+        .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month == month)
+        .values(usage_charge_usd=usage_charge_usd)
+    )

@@ -1,0 +1,53 @@
+"""The domain exceptions, mapped once at the edge to GraphQL `extensions.code` and HTTP statuses.
+
+    CallmeterError
+    ├── ConfigError            bad configuration; the CLI prints it and exits 2
+    ├── UnauthenticatedError   no, expired or badly signed token       UNAUTHENTICATED / 401
+    ├── ForbiddenError         a valid viewer asking for another user  FORBIDDEN / 403
+    ├── BadInputError          input that breaks the contract          BAD_USER_INPUT / 400
+    ├── NotFoundError          a named thing that does not exist       NOT_FOUND / 404
+    └── DatabaseUnavailableError  the database cannot be reached       (callbacks answer 503)
+
+graphql-core copies an exception's `extensions` dict onto the GraphQL error it wraps, so resolvers
+simply raise these.
+"""
+
+from __future__ import annotations
+
+
+class CallmeterError(Exception):
+    code = "INTERNAL_SERVER_ERROR"
+    http_status = 500
+
+    @property
+    def extensions(self) -> dict[str, str]:
+        return {"code": self.code}
+
+
+class ConfigError(CallmeterError):
+    pass
+
+
+class UnauthenticatedError(CallmeterError):
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class ForbiddenError(CallmeterError):
+    code = "FORBIDDEN"
+    http_status = 403
+
+
+class BadInputError(CallmeterError):
+    code = "BAD_USER_INPUT"
+    http_status = 400
+
+
+class NotFoundError(CallmeterError):
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class DatabaseUnavailableError(CallmeterError):
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503

@@ -1,0 +1,66 @@
+"""Call history pages (keyset cursors), one call, and the calls in progress."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+
+from callmeter.db import calls
+from callmeter.db.calls import CallRow
+from callmeter.db.connection import Connection
+from callmeter.db.types import to_utc
+from callmeter.errors import BadInputError
+from callmeter.resolvers.scope import parse_id
+
+MAX_PAGE = 500
+STATUSES = {"ACTIVE": "active", "COMPLETED": "completed", "FAILED": "failed"}
+
+
+@dataclass(frozen=True)
+class CallPage:
+    calls: list[CallRow]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+def encode_cursor(call: CallRow) -> str:
+    raw = f"{call.sort_at.isoformat()}|{call.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, call_id = raw.split("|")
+        return to_utc(datetime.fromisoformat(moment)), int(call_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadInputError("`after` is not a cursor this service gave out") from None
+
+
+def check_page_size(first: int, name: str = "first") -> int:
+    if not 1 <= first <= MAX_PAGE:
+        raise BadInputError(f"{name} must be between 1 and {MAX_PAGE}, got {first}")
+    return first
+
+
+async def call_page(
+    conn: Connection,
+    *,
+    user_id: int,
+    first: int,
+    after: str | None = None,
+    status: str | None = None,
+    agent_id: object | None = None,
+) -> CallPage:
+    check_page_size(first)
+    rows = await calls.list_calls(
+        conn,
+        user_id=user_id,
+        limit=first + 1,
+        before=decode_cursor(after) if after else None,
+        status=STATUSES[status] if status else None,
+        agent_id=parse_id(agent_id, "agentId") if agent_id not in (None, "") else None,
+    )
+    return CallPage(rows[:first], has_next_page=len(rows) > first, has_previous_page=bool(after))

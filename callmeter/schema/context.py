@@ -1,0 +1,37 @@
+"""The typed context of one GraphQL operation: the viewer, the database, per-request loaders."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from strawberry.dataloader import DataLoader
+
+from callmeter.auth import Viewer
+from callmeter.billing.plans import Plan
+from callmeter.db import agents
+from callmeter.db.agents import AgentRow
+from callmeter.db.connection import Database
+from callmeter.resolvers.scope import require_viewer
+from callmeter.settings import Settings
+
+
+@dataclass
+class Context:
+    db: Database
+    settings: Settings
+    default_plan: Plan
+    viewer: Viewer | None
+    auth_error: str | None = None
+    agent_loader: DataLoader[int, AgentRow | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.agent_loader = DataLoader(self._load_agents)
+
+    def require_viewer(self) -> Viewer:
+        return require_viewer(self.viewer, self.auth_error)
+
+    async def _load_agents(self, ids: Sequence[int]) -> list[AgentRow | None]:
+        async with self.db.connection() as conn:
+            found = {row.id: row for row in await agents.fetch_agents(conn, ids=ids)}
+        return [found.get(agent_id) for agent_id in ids]

@@ -1,0 +1,141 @@
+"""The GraphQL object types. Storage rows stay out of the schema: each type is built `from_row`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+
+import strawberry
+
+from callmeter.db.agents import AgentRow
+from callmeter.db.calls import CallRow
+from callmeter.db.events import WebhookEventRow
+from callmeter.resolvers.usage import MonthSummary
+
+
+@strawberry.enum
+class CallStatus(Enum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@strawberry.type
+class Agent:
+    id: strawberry.ID
+    name: str
+    phone_numbers: list[str]
+
+    @classmethod
+    def from_row(cls, row: AgentRow) -> Agent:
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, phone_numbers=list(row.phone_numbers))
+
+
+@strawberry.type
+class Call:
+    id: strawberry.ID
+    call_sid: str
+    call_from: str | None
+    call_to: str | None
+    direction: str | None
+    status: CallStatus
+    duration_seconds: int
+    cost_usd: Decimal
+    started_at: datetime | None
+    ended_at: datetime | None
+    agent_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def agent(self, info: strawberry.Info) -> Agent | None:
+        if self.agent_id is None:
+            return None
+        row = await info.context.agent_loader.load(self.agent_id)
+        return Agent.from_row(row) if row else None
+
+    @classmethod
+    def from_row(cls, row: CallRow) -> Call:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            call_sid=row.call_sid,
+            call_from=row.call_from,
+            call_to=row.call_to,
+            direction=row.direction,
+            status=CallStatus(row.status),
+            duration_seconds=row.duration_seconds,
+            cost_usd=row.cost_usd,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            agent_id=row.agent_id,
+        )
+
+
+@strawberry.type
+class CallEdge:
+    cursor: str
+    node: Call
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class CallConnection:
+    edges: list[CallEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class MonthlyUsage:
+    month: str
+    total_calls: int
+    total_seconds: int
+    total_minutes: float  # a display value: rounded half-up in Decimal, converted at the edge
+    total_cost_usd: Decimal
+    usage_charge_usd: Decimal
+    fixed_fee_usd: Decimal
+
+    @classmethod
+    def from_summary(cls, summary: MonthSummary) -> MonthlyUsage:
+        return cls(
+            month=summary.month,
+            total_calls=summary.total_calls,
+            total_seconds=summary.total_seconds,
+            total_minutes=float(summary.total_minutes),
+            total_cost_usd=summary.total_cost_usd,
+            usage_charge_usd=summary.usage_charge_usd,
+            fixed_fee_usd=summary.fixed_fee_usd,
+        )
+
+
+@strawberry.type
+class WebhookEvent:
+    id: strawberry.ID
+    call_sid: str
+    call_status: str
+    sequence_number: int | None
+    event_at: datetime
+    received_at: datetime
+    call_from: str | None
+    call_to: str | None
+    direction: str | None
+
+    @classmethod
+    def from_row(cls, row: WebhookEventRow) -> WebhookEvent:
+        form = row.payload
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            call_sid=row.call_sid,
+            call_status=row.call_status,
+            sequence_number=row.sequence_number,
+            event_at=row.event_at,
+            received_at=row.received_at,
+            call_from=form.get("From"),
+            call_to=form.get("To"),
+            direction=form.get("Direction"),
+        )

@@ -1,0 +1,107 @@
+"""Configuration, read once at start-up from the environment and a `.env` file.
+
+Secrets are wrapped in `starlette.datastructures.Secret` so they never print. On the embedded
+SQLite default, a missing `JWT_SECRET` / `TWILIO_AUTH_TOKEN` is generated once and kept in a file
+beside the database (mode 0600); with PostgreSQL they are required.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import Secret
+
+from callmeter.billing.money import MoneyError, parse_money
+from callmeter.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///./callmeter.db"
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "xxx", "todo"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    jwt_secret: Secret
+    twilio_auth_tokens: tuple[Secret, ...]
+    public_base_url: str | None
+    price_per_minute: Decimal
+    host: str
+    port: int
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of a `sqlite:///PATH` URL (None for PostgreSQL or an in-memory database)."""
+    if not database_url.startswith("sqlite"):
+        return None
+    path = database_url.split(":///", 1)[1] if ":///" in database_url else ""
+    path = path.split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def _embedded_secrets(db_file: Path) -> dict[str, str]:
+    """Generate the embedded default's secrets once and keep them beside the database."""
+    secret_file = db_file.with_name(db_file.name + ".secrets")
+    if secret_file.exists():
+        return json.loads(secret_file.read_text())
+    values = {
+        "JWT_SECRET": secrets.token_urlsafe(32),
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+    }
+    secret_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(values, out)
+    return values
+
+
+def _secret(config: Config, name: str, database_url: str) -> str:
+    value = config(name, default=None)
+    if value is not None and value.strip().lower() not in PLACEHOLDERS:
+        return value.strip()
+    db_file = sqlite_path(database_url)
+    if db_file is None:
+        why = "is a placeholder" if value is not None else "is missing"
+        raise ConfigError(f"{name} {why}; it is required when DATABASE_URL is not embedded SQLite")
+    return _embedded_secrets(db_file)[name]
+
+
+def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
+    config = Config(env_file if env_file and Path(env_file).exists() else None)
+    database_url = config("DATABASE_URL", default=DEFAULT_DATABASE_URL)
+    if not database_url.startswith(("sqlite:", "postgresql:", "postgres:")):
+        raise ConfigError("DATABASE_URL must start with sqlite:/// or postgresql://")
+    if database_url.startswith("postgres:"):
+        database_url = "postgresql:" + database_url[len("postgres:") :]
+    try:
+        price = parse_money(config("PRICE_PER_MINUTE", default="0.05"))
+    except MoneyError as exc:
+        raise ConfigError(f"PRICE_PER_MINUTE: {exc}") from None
+    try:
+        port = int(config("PORT", default="8000"))
+    except ValueError:
+        raise ConfigError("PORT must be a whole number") from None
+    tokens = _secret(config, "TWILIO_AUTH_TOKEN", database_url)
+    base_url = config("PUBLIC_BASE_URL", default=None)
+    return Settings(
+        database_url=database_url,
+        jwt_secret=Secret(_secret(config, "JWT_SECRET", database_url)),
+        twilio_auth_tokens=tuple(Secret(t.strip()) for t in tokens.split(",") if t.strip()),
+        public_base_url=base_url.rstrip("/") if base_url else None,
+        price_per_minute=price,
+        host=config("HOST", default="127.0.0.1"),
+        port=port,
+        jwt_issuer=config("JWT_ISSUER", default=None),
+        jwt_audience=config("JWT_AUDIENCE", default=None),
+    )

@@ -1,0 +1,162 @@
+"""`callmeter simulate`: realistic, signed Twilio status callbacks sent to a running service.
+
+Each call gets Twilio's events (initiated, ringing, in-progress, completed, or a failure status), some
+delivered twice and some out of order, as Twilio really does. Before and after, it reads each user's
+current month through the service's own GraphQL API and checks the change against what it sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from urllib.parse import urlencode
+
+import click
+import httpx
+from twilio.request_validator import RequestValidator
+
+from callmeter.auth import issue_token
+from callmeter.commands import list_all_agents
+from callmeter.db.agents import AgentRow
+from callmeter.errors import BadInputError
+from callmeter.months import Month
+from callmeter.settings import Settings
+
+CALLBACK_PATH = "/webhooks/twilio/status"
+FAILURES = ("busy", "no-answer", "canceled", "failed")
+
+
+@dataclass
+class SimulatedCall:
+    sid: str
+    agent: AgentRow
+    outbound: bool
+    caller: str
+    duration: int | None  # None: never answered
+    failure: str | None
+    events: list[dict[str, str]] = field(default_factory=list)
+
+
+def plan_call(rng: random.Random, agent: AgentRow, now: datetime) -> SimulatedCall:
+    outbound = rng.random() < 0.3
+    answered = rng.random() < 0.85
+    duration = max(1, int(rng.lognormvariate(4.5, 0.9))) if answered else None
+    call = SimulatedCall(
+        sid="CA" + secrets.token_hex(16),
+        agent=agent,
+        outbound=outbound,
+        caller=f"+1{rng.randrange(200, 999)}{rng.randrange(1000000, 9999999)}",
+        duration=duration,
+        failure=None if answered else rng.choice(FAILURES),
+    )
+    number = rng.choice(agent.phone_numbers)
+    common = {
+        "CallSid": call.sid,
+        "AccountSid": "AC" + "0" * 32,
+        "ApiVersion": "2010-04-01",
+        "From": number if outbound else call.caller,
+        "To": call.caller if outbound else number,
+        "Direction": "outbound-api" if outbound else "inbound",
+        "CallbackSource": "call-progress-events",
+    }
+    # Keep the whole call inside the current month so the before/after check is exact.
+    ring_at = max(
+        now - timedelta(seconds=(duration or 0) + 30), Month.of(now).starts_at + timedelta(seconds=1)
+    )
+    statuses = [("initiated", ring_at), ("ringing", ring_at + timedelta(seconds=1))]
+    if duration is not None:
+        answered_at = ring_at + timedelta(seconds=5)
+        statuses += [("in-progress", answered_at), ("completed", answered_at + timedelta(seconds=duration))]
+    else:
+        statuses.append((call.failure or "no-answer", ring_at + timedelta(seconds=20)))
+    for sequence, (status, moment) in enumerate(statuses):
+        event = {
+            **common,
+            "CallStatus": status,
+            "SequenceNumber": str(sequence),
+            "Timestamp": format_datetime(moment),
+        }
+        if status in ("completed", *FAILURES):
+            event["CallDuration"] = str(duration or 0)
+            event["Duration"] = str(-(-(duration or 0) // 60))
+        call.events.append(event)
+    if rng.random() < 0.2:
+        rng.shuffle(call.events)  # Twilio does not promise order
+    if rng.random() < 0.15:
+        call.events.append(dict(rng.choice(call.events)))  # nor delivery exactly once
+    return call
+
+
+async def _usage(client: httpx.AsyncClient, base_url: str, token: str, user_id: int) -> tuple:
+    query = "query($u: ID){ usage(userId: $u){ current { totalCalls totalSeconds totalCostUsd } } }"
+    response = await client.post(
+        f"{base_url}/graphql",
+        json={"query": query, "variables": {"u": str(user_id)}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    response.raise_for_status()
+    current = response.json()["data"]["usage"]["current"]
+    return current["totalCalls"], current["totalSeconds"], current["totalCostUsd"]
+
+
+async def run_simulation(
+    settings: Settings, *, base_url: str, count: int, concurrency: int, seed: int | None
+) -> None:
+    agents = [agent for agent in await list_all_agents(settings) if agent.phone_numbers]
+    if not agents:
+        raise BadInputError("no agents are registered: run `callmeter agent add` first")
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    calls = [plan_call(rng, rng.choice(agents), now) for _ in range(count)]
+    signed_url = (settings.public_base_url or base_url) + CALLBACK_PATH
+    validator = RequestValidator(str(settings.twilio_auth_tokens[0]))
+    admin = issue_token(settings, user_id=1, admin=True, ttl=timedelta(minutes=30))
+    users = sorted({call.agent.user_id for call in calls})
+    outcomes: dict[int, int] = defaultdict(int)
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=30) as client:
+        before = {user: await _usage(client, base_url, admin, user) for user in users}
+        total_events = sum(len(call.events) for call in calls)
+        with click.progressbar(length=total_events, label="Sending callbacks") as bar:
+
+            async def send_call(call: SimulatedCall) -> None:
+                async with limit:
+                    for event in call.events:
+                        signature = validator.compute_signature(signed_url, event)
+                        response = await client.post(
+                            base_url + CALLBACK_PATH,
+                            content=urlencode(event),
+                            headers={
+                                "X-Twilio-Signature": signature,
+                                "Content-Type": "application/x-www-form-urlencoded",
+                            },
+                        )
+                        outcomes[response.status_code] += 1
+                        bar.update(1)
+
+            await asyncio.gather(*(send_call(call) for call in calls))
+        after = {user: await _usage(client, base_url, admin, user) for user in users}
+    answered = [call for call in calls if call.duration is not None]
+    click.echo(
+        f"sent {total_events} callbacks for {count} calls ({len(answered)} answered); "
+        f"responses: {dict(sorted(outcomes.items()))}"
+    )
+    all_match = True
+    for user in users:
+        mine = [call for call in answered if call.agent.user_id == user]
+        expected = (len(mine), sum(call.duration or 0 for call in mine))
+        got = (after[user][0] - before[user][0], after[user][1] - before[user][1])
+        match = got == expected
+        all_match &= match
+        click.echo(
+            f"user {user}: +{got[0]} calls, +{got[1]} s, cost now ${after[user][2]} "
+            f"(expected +{expected[0]} calls, +{expected[1]} s) "
+            f"{'matches' if match else 'DOES NOT MATCH'}"
+        )
+    if not all_match:
+        raise click.ClickException("usage does not match what was sent")

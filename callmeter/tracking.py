@@ -1,0 +1,130 @@
+"""The call state machine: how one Twilio status callback moves a call. Pure: no I/O, no clock.
+
+Twilio delivers each status event in its own request; they may repeat and arrive in any order. A call's
+status only moves forward (queued/initiated < ringing < in-progress < a final status), a final status is
+never left, and the final event's `CallDuration` is authoritative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+RANKS = {
+    "queued": 0,
+    "initiated": 0,
+    "ringing": 1,
+    "in-progress": 2,
+    "answered": 2,  # the StatusCallbackEvent name, accepted as an alias of in-progress
+    "completed": 3,
+    "busy": 3,
+    "failed": 3,
+    "no-answer": 3,
+    "canceled": 3,
+}
+FINAL_RANK = 3
+
+
+class CallStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class ChangeKind(StrEnum):
+    STARTED = "STARTED"
+    UPDATED = "UPDATED"
+    ENDED = "ENDED"
+
+
+@dataclass(frozen=True)
+class StatusCallback:
+    """One parsed Twilio status callback."""
+
+    call_sid: str
+    call_status: str
+    sequence_number: int | None
+    timestamp: datetime
+    call_from: str | None
+    call_to: str | None
+    direction: str | None
+    account_sid: str | None
+    call_duration: int | None
+
+    @property
+    def rank(self) -> int:
+        return RANKS[self.call_status]
+
+    @property
+    def is_outbound(self) -> bool:
+        return (self.direction or "").startswith("outbound")
+
+
+@dataclass(frozen=True)
+class CallState:
+    """The fields of a call that the state machine owns."""
+
+    twilio_status: str
+    status: CallStatus
+    first_event_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_seconds: int = 0
+
+    @property
+    def rank(self) -> int:
+        return RANKS[self.twilio_status]
+
+    @property
+    def sort_at(self) -> datetime:
+        return self.started_at or self.first_event_at
+
+
+def new_call_state(event: StatusCallback) -> CallState:
+    """The state of a call before any of its events is applied."""
+    return CallState(twilio_status="queued", status=CallStatus.ACTIVE, first_event_at=event.timestamp)
+
+
+def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, ChangeKind | None]:
+    """The call after `event`, and what kind of change that was (None: nothing changed)."""
+    first_event_at = min(state.first_event_at, event.timestamp)
+    if state.rank == FINAL_RANK or event.rank <= state.rank:
+        # A late or repeated event never moves a call back; it may only reveal an earlier first
+        # event time, which matters for sorting a call that was never answered.
+        if first_event_at != state.first_event_at and state.started_at is None:
+            return replace(state, first_event_at=first_event_at), None
+        return state, None
+    status = "in-progress" if event.call_status == "answered" else event.call_status
+    if event.rank < 2:
+        return replace(state, twilio_status=status, first_event_at=first_event_at), ChangeKind.UPDATED
+    if event.rank == 2:
+        started = replace(
+            state, twilio_status=status, started_at=event.timestamp, first_event_at=first_event_at
+        )
+        return started, ChangeKind.STARTED
+    if status != "completed":
+        ended = replace(
+            state,
+            twilio_status=status,
+            status=CallStatus.FAILED,
+            ended_at=event.timestamp,
+            first_event_at=first_event_at,
+            duration_seconds=max(event.call_duration or 0, 0),
+        )
+        return ended, ChangeKind.ENDED
+    duration = event.call_duration
+    if duration is None:
+        duration = int((event.timestamp - state.started_at).total_seconds()) if state.started_at else 0
+    duration = max(duration, 0)
+    started_at = state.started_at or event.timestamp - timedelta(seconds=duration)
+    ended = replace(
+        state,
+        twilio_status=status,
+        status=CallStatus.COMPLETED,
+        started_at=started_at,
+        ended_at=event.timestamp,
+        duration_seconds=duration,
+        first_event_at=min(first_event_at, started_at),
+    )
+    return ended, ChangeKind.ENDED

@@ -1,0 +1,110 @@
+"""`POST /webhooks/twilio/status`: Twilio's call status callbacks.
+
+The order of checks is the order of cost: size (413), signature (403, before any database work),
+shape (400); then one transaction records the event, and only after it commits does Twilio get
+its 200. An event that matches no agent is kept and answered 202. A database that cannot be reached
+is a 503, so Twilio delivers the event again later.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from callmeter.billing.money import format_usd
+from callmeter.db.recording import RecordOutcome, record_status_callback
+from callmeter.errors import BadInputError, DatabaseUnavailableError
+from callmeter.tracking import CallStatus, ChangeKind
+from callmeter.webhooks.parsing import parse_status_callback
+from callmeter.webhooks.signature import is_signed_by_twilio, public_url
+
+log = logging.getLogger("callmeter.webhooks")
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyTooLargeError(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLargeError
+    return bytes(body)
+
+
+async def twilio_status_callback(request: Request) -> Response:
+    state = request.app.state
+    try:
+        body = await read_body(request)
+    except BodyTooLargeError:
+        return PlainTextResponse("callback body over 64 KiB\n", status_code=413)
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        pairs = []
+    form = ImmutableMultiDict(pairs)
+    if not is_signed_by_twilio(
+        url=public_url(request, state.settings.public_base_url),
+        form=form,
+        signature=request.headers.get("x-twilio-signature"),
+        settings_header=request.headers.get("x-twilio-webhooks-signature-settings"),
+        tokens=state.settings.twilio_auth_tokens,
+    ):
+        log.warning("rejected a status callback with a missing or invalid X-Twilio-Signature")
+        return PlainTextResponse("invalid or missing X-Twilio-Signature\n", status_code=403)
+    try:
+        event = parse_status_callback(form, received_at=datetime.now(UTC))
+        agent_id = _agent_id(request.query_params.get("agent_id"))
+    except BadInputError as exc:
+        return PlainTextResponse(f"{exc}\n", status_code=400)
+    try:
+        outcome = await record_status_callback(
+            state.db, event=event, form=form, agent_id=agent_id, default_plan=state.default_plan
+        )
+    except DatabaseUnavailableError as exc:
+        log.error("call %s: not recorded, database unavailable: %s", event.call_sid, exc)
+        return PlainTextResponse("database unavailable, retry later\n", status_code=503)
+    _log_outcome(event.call_sid, event.call_status, outcome)
+    if not outcome.attributed:
+        return Response(status_code=202)
+    return Response(status_code=200)
+
+
+def _agent_id(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) < 2**63:
+        raise BadInputError("agent_id must be a positive whole number")
+    return int(value)
+
+
+def _log_outcome(call_sid: str, status: str, outcome: RecordOutcome) -> None:
+    if not outcome.stored:
+        log.info("call %s: duplicate %s event ignored", call_sid, status)
+    elif not outcome.attributed:
+        log.warning("call %s: %s event matches no agent; kept for an admin", call_sid, status)
+    elif outcome.call is None:
+        log.info("call %s: late %s event stored, call unchanged", call_sid, status)
+    elif outcome.change is ChangeKind.STARTED:
+        log.info("call %s: Call tracking started for user %s", call_sid, outcome.call.user_id)
+    elif outcome.change is ChangeKind.ENDED and outcome.call.status == CallStatus.COMPLETED:
+        log.info(
+            "call %s: Call ended: %ss, Cost: %s",
+            call_sid,
+            outcome.call.duration_seconds,
+            format_usd(outcome.call.cost_usd, places=4),
+        )
+    elif outcome.change is ChangeKind.ENDED:
+        log.info("call %s: Call ended without being answered (%s)", call_sid, outcome.call.twilio_status)
