@@ -40,7 +40,7 @@ async def record_status_callback(
     db: Database, *, event: StatusCallback, form: Mapping[str, str], agent_id: int | None, default_plan: Plan
 ) -> RecordOutcome:
     async with db.transaction() as conn:
-        owner = await _find_owner(conn, event=event, agent_id=agent_id)
+        owner, call_exists = await _find_owner(conn, event=event, agent_id=agent_id)
         event_id = await events.insert_event(
             conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
         )
@@ -48,6 +48,8 @@ async def record_status_callback(
             return RecordOutcome(stored=False, attributed=owner is not None)
         if owner is None:
             return RecordOutcome(stored=True, attributed=False)
+        if not call_exists:
+            await _insert_call(conn, event=event, owner=owner)
         return await _advance_call(conn, event=event, owner=owner, default_plan=default_plan)
 
 
@@ -59,17 +61,15 @@ async def _find_owner(
         select(call_usage.c.agent_id, call_usage.c.user_id).where(call_usage.c.call_sid == event.call_sid)
     )
     if row is not None:
-        return row["agent_id"], row["user_id"]
+        return (row["agent_id"], row["user_id"]), True
     if agent_id is not None:
-        return await find_agent_owner(conn, agent_id=agent_id)
+        return await find_agent_owner(conn, agent_id=agent_id), False
     number = event.call_from if event.is_outbound else event.call_to
-    return await find_agent_owner(conn, number=number)
+    return await find_agent_owner(conn, number=number), False
 
 
-async def _advance_call(
-    conn: Connection, *, event: StatusCallback, owner: tuple[int, int], default_plan: Plan
-) -> RecordOutcome:
-    now = datetime.now(UTC)
+async def _insert_call(conn: Connection, *, event: StatusCallback, owner: tuple[int, int]) -> None:
+    """Create the call at its first event; a concurrent first event of the same call just waits."""
     await conn.execute(
         insert(call_usage)
         .values(
@@ -88,10 +88,16 @@ async def _advance_call(
             first_event_at=event.timestamp,
             sort_at=event.timestamp,
             month=str(Month.of(event.timestamp)),
-            updated_at=now,
+            updated_at=datetime.now(UTC),
         )
         .on_conflict_do_nothing(index_elements=["call_sid"])
     )
+
+
+async def _advance_call(
+    conn: Connection, *, event: StatusCallback, owner: tuple[int, int], default_plan: Plan
+) -> RecordOutcome:
+    now = datetime.now(UTC)
     row = await conn.fetch_one(
         select(call_usage).where(call_usage.c.call_sid == event.call_sid).with_for_update()
     )

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+_CENT = Decimal("0.01")
 
 
 class Money(TypeDecorator[Decimal]):
@@ -57,11 +58,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def to_decimal(value: Any) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
+    """A stored amount as `Decimal`, shown in cents unless it has finer digits ("0.12", "0.055")."""
     if isinstance(value, float):
         raise TypeError("money must never be a float")
-    return Decimal(str(value))
+    amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    cents = amount.quantize(_CENT)
+    return cents if cents == amount else amount.normalize()
 
 
 def to_utc(value: Any) -> datetime:

@@ -1,0 +1,96 @@
+"""Shared fixtures: a fresh PostgreSQL database per run, a SQLite file, and live `callmeter serve`s.
+
+Every test that uses `server` runs once per backend (SQLite and PostgreSQL) against a real service
+process over real HTTP, and starts from empty tables. PostgreSQL comes from `TEST_DATABASE_URL`
+(default: the local server, user postgres); with `CI=true` it must be reachable, elsewhere the
+PostgreSQL variants skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.factories import ServerHandle, clear_tables, create_pg_database, drop_pg_database, start_server
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+BACKENDS = ["sqlite", "postgresql"]
+
+_pg_problem: str | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _pg_problem
+    import asyncio
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(ADMIN_URL, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # any failure to reach PostgreSQL
+        _pg_problem = f"PostgreSQL at {ADMIN_URL} is unreachable: {exc}"
+        if IN_CI:
+            raise pytest.UsageError(f"{_pg_problem} (CI=true: PostgreSQL tests must run)") from exc
+
+
+def require_backend(name: str) -> None:
+    if name == "postgresql" and _pg_problem:
+        pytest.skip(_pg_problem)
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("callmeter")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, session_dir: Path) -> Iterator[str]:
+    """A migrated, empty database of each backend, for the whole run."""
+    require_backend(request.param)
+    from callmeter.db.migrate import migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{session_dir / 'callmeter.db'}"
+        migrate(url)
+        yield url
+        return
+    url = create_pg_database(ADMIN_URL, f"callmeter_test_{os.getpid()}_{secrets.token_hex(3)}")
+    migrate(url)
+    yield url
+    drop_pg_database(ADMIN_URL, url)
+
+
+@pytest.fixture
+async def clean_database(database_url: str) -> str:
+    """The backend's database with every table emptied before the test."""
+    await clear_tables(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, session_dir: Path) -> Iterator[ServerHandle]:
+    handle = start_server(database_url, session_dir)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+async def server(live_server: ServerHandle) -> ServerHandle:
+    """A running `callmeter serve` on an empty database."""
+    await clear_tables(live_server.database_url)
+    return live_server
+
+
+@pytest.fixture
+async def client(server: ServerHandle) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+        yield http
