@@ -1,0 +1,145 @@
+"""Tokens and tenant isolation over real HTTP, on REST and GraphQL."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+import pytest
+
+from tests.factories import add_agent, auth, graphql, make_token
+
+ROUTES = ["/api/usage/current", "/api/usage/history?month=2026-01", "/api/usage/calls"]
+
+
+def alg_none_token(user_id: int) -> str:
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'sub': str(user_id), 'exp': 4102444800, 'role': 'admin'})}."
+
+
+BAD_TOKENS = {
+    "expired": make_token(1, ttl=timedelta(seconds=-10)),
+    "wrong-secret": make_token(1, secret="another-secret-entirely-0123456789"),
+    "alg-none": alg_none_token(1),
+    "no-exp": None,  # filled below
+    "garbage": "not.a.jwt",
+    "zero-user": make_token(0),
+    "negative-user": make_token(-3),
+}
+
+
+def _no_exp() -> str:
+    import jwt
+
+    from tests.factories import JWT_SECRET
+
+    return jwt.encode({"sub": "1"}, JWT_SECRET, algorithm="HS256")
+
+
+BAD_TOKENS["no-exp"] = _no_exp()
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_rest_without_a_token_is_401(client, route):
+    response = await client.get(route)
+    assert response.status_code == 401
+    assert response.json()["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TOKENS))
+async def test_bad_tokens_are_401_and_unauthenticated(client, name):
+    headers = {"Authorization": f"Bearer {BAD_TOKENS[name]}"}
+    response = await client.get("/api/usage/current", headers=headers)
+    assert response.status_code == 401
+    body = await graphql(client, "{ usage { current { totalCalls } } }", headers=headers)
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert body["data"] is None
+
+
+async def test_a_number_sub_is_accepted(client):
+    import jwt
+
+    from tests.factories import JWT_SECRET
+
+    token = jwt.encode({"sub": 5, "exp": 4102444800}, JWT_SECRET, algorithm="HS256")
+    response = await client.get("/api/usage/current", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("route", ROUTES)
+async def test_rest_cross_user_reads_are_403_and_admins_may(client, route):
+    sep = "&" if "?" in route else "?"
+    assert (await client.get(f"{route}{sep}user_id=2", headers=auth(1))).status_code == 403
+    assert (await client.get(f"{route}{sep}user_id=1", headers=auth(1))).status_code == 200
+    assert (await client.get(f"{route}{sep}user_id=2", headers=auth(1, admin=True))).status_code == 200
+
+
+@pytest.mark.parametrize("query", [
+    '{ usage(userId: "2") { current { totalCalls } } }',
+    '{ usage(userId: "2") { calls { edges { cursor } } } }',
+    '{ agents(userId: "2") { id } }',
+])
+async def test_graphql_cross_user_reads_are_forbidden(client, query):
+    body = await graphql(client, query, headers=auth(1))
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert body["data"] is None
+    admin = await graphql(client, query, headers=auth(1, admin=True))
+    assert "errors" not in admin
+
+
+async def test_another_users_call_by_sid_is_not_visible(server, client):
+    from datetime import UTC, datetime
+
+    from tests.factories import call_events, post_callback
+
+    await add_agent(server.database_url, user_id=2, name="theirs", numbers=["+15550002222"])
+    for form in call_events("CA" + "a" * 32, answered_at=datetime(2026, 3, 1, 9, tzinfo=UTC),
+                            duration=60, to="+15550002222"):
+        await post_callback(client, server.base_url, form)
+    query = '{ usage { call(callSid: "CA' + "a" * 32 + '") { callSid } calls { edges { cursor } } } }'
+    body = await graphql(client, query, headers=auth(1))
+    assert body["data"]["usage"] == {"call": None, "calls": {"edges": []}}
+    owner = await graphql(client, query, headers=auth(2))
+    assert owner["data"]["usage"]["call"] == {"callSid": "CA" + "a" * 32}
+
+
+@pytest.mark.parametrize("route", ["/api/usage/history?month=2026-13", "/api/usage/history?month=26-01",
+                                   "/api/usage/history?month=2026-1", "/api/usage/calls?limit=0",
+                                   "/api/usage/calls?limit=501", "/api/usage/calls?limit=ten",
+                                   "/api/usage/current?user_id=abc"])
+async def test_bad_rest_input_is_400(client, route):
+    response = await client.get(route, headers=auth(1, admin=True))
+    assert response.status_code == 400
+    assert response.json()["code"] == "BAD_USER_INPUT"
+
+
+@pytest.mark.parametrize("query", [
+    '{ usage { month(month: "2026-00") { totalCalls } } }',
+    '{ usage { history(from: "2026-05", to: "2026-01") { month } } }',
+    "{ usage { calls(first: 0) { edges { cursor } } } }",
+    "{ usage { calls(first: 501) { edges { cursor } } } }",
+    '{ usage { calls(after: "!!!") { edges { cursor } } } }',
+    '{ usage { calls(agentId: "x") { edges { cursor } } } }',
+    '{ usage(userId: "abc") { current { month } } }',
+])
+async def test_bad_graphql_input_is_bad_user_input(client, query):
+    body = await graphql(client, query, headers=auth(1, admin=True))
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_create_agent_is_admin_only_and_validated(client):
+    mutation = """mutation($input: CreateAgentInput!) { createAgent(input: $input) { id name phoneNumbers } }"""
+    good = {"input": {"userId": "7", "name": "juana", "phoneNumbers": ["+18449263376"]}}
+    body = await graphql(client, mutation, good, headers=auth(7))
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    body = await graphql(client, mutation, good, headers=auth(1, admin=True))
+    assert body["data"]["createAgent"]["phoneNumbers"] == ["+18449263376"]
+    for bad in ({**good["input"], "phoneNumbers": ["8449263376"]}, {**good["input"], "name": " "},
+                {**good["input"], "phoneNumbers": []}, good["input"]):  # the last: number taken
+        body = await graphql(client, mutation, {"input": bad}, headers=auth(1, admin=True))
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+    agents = await graphql(client, "{ agents { name phoneNumbers } }", headers=auth(7))
+    assert agents["data"]["agents"] == [{"name": "juana", "phoneNumbers": ["+18449263376"]}]
