@@ -11,7 +11,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+# "created" is the state of a call row before its first event is applied; Twilio never sends it.
+CREATED = "created"
 RANKS = {
+    CREATED: -1,
     "queued": 0,
     "initiated": 0,
     "ringing": 1,
@@ -24,6 +27,7 @@ RANKS = {
     "canceled": 3,
 }
 FINAL_RANK = 3
+TWILIO_STATUSES = frozenset(RANKS) - {CREATED}
 
 
 class CallStatus(StrEnum):
@@ -83,7 +87,7 @@ class CallState:
 
 def new_call_state(event: StatusCallback) -> CallState:
     """The state of a call before any of its events is applied."""
-    return CallState(twilio_status="queued", status=CallStatus.ACTIVE, first_event_at=event.timestamp)
+    return CallState(twilio_status=CREATED, status=CallStatus.ACTIVE, first_event_at=event.timestamp)
 
 
 def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, ChangeKind | None]:
@@ -91,8 +95,8 @@ def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, Cha
     first_event_at = min(state.first_event_at, event.timestamp)
     if state.rank == FINAL_RANK or event.rank <= state.rank:
         # A late or repeated event never moves a call back; it may only reveal an earlier first
-        # event time, which matters for sorting a call that was never answered.
-        if first_event_at != state.first_event_at and state.started_at is None:
+        # event, which is when a call that was never answered sorts.
+        if first_event_at != state.first_event_at:
             return replace(state, first_event_at=first_event_at), None
         return state, None
     status = "in-progress" if event.call_status == "answered" else event.call_status

@@ -77,11 +77,14 @@ async def test_rest_cross_user_reads_are_403_and_admins_may(client, route):
     assert (await client.get(f"{route}{sep}user_id=2", headers=auth(1, admin=True))).status_code == 200
 
 
-@pytest.mark.parametrize("query", [
-    '{ usage(userId: "2") { current { totalCalls } } }',
-    '{ usage(userId: "2") { calls { edges { cursor } } } }',
-    '{ agents(userId: "2") { id } }',
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{ usage(userId: "2") { current { totalCalls } } }',
+        '{ usage(userId: "2") { calls { edges { cursor } } } }',
+        '{ agents(userId: "2") { id } }',
+    ],
+)
 async def test_graphql_cross_user_reads_are_forbidden(client, query):
     body = await graphql(client, query, headers=auth(1))
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
@@ -96,8 +99,9 @@ async def test_another_users_call_by_sid_is_not_visible(server, client):
     from tests.factories import call_events, post_callback
 
     await add_agent(server.database_url, user_id=2, name="theirs", numbers=["+15550002222"])
-    for form in call_events("CA" + "a" * 32, answered_at=datetime(2026, 3, 1, 9, tzinfo=UTC),
-                            duration=60, to="+15550002222"):
+    for form in call_events(
+        "CA" + "a" * 32, answered_at=datetime(2026, 3, 1, 9, tzinfo=UTC), duration=60, to="+15550002222"
+    ):
         await post_callback(client, server.base_url, form)
     query = '{ usage { call(callSid: "CA' + "a" * 32 + '") { callSid } calls { edges { cursor } } } }'
     body = await graphql(client, query, headers=auth(1))
@@ -106,39 +110,56 @@ async def test_another_users_call_by_sid_is_not_visible(server, client):
     assert owner["data"]["usage"]["call"] == {"callSid": "CA" + "a" * 32}
 
 
-@pytest.mark.parametrize("route", ["/api/usage/history?month=2026-13", "/api/usage/history?month=26-01",
-                                   "/api/usage/history?month=2026-1", "/api/usage/calls?limit=0",
-                                   "/api/usage/calls?limit=501", "/api/usage/calls?limit=ten",
-                                   "/api/usage/current?user_id=abc"])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/api/usage/history?month=2026-13",
+        "/api/usage/history?month=26-01",
+        "/api/usage/history?month=2026-1",
+        "/api/usage/calls?limit=0",
+        "/api/usage/calls?limit=501",
+        "/api/usage/calls?limit=ten",
+        "/api/usage/current?user_id=abc",
+    ],
+)
 async def test_bad_rest_input_is_400(client, route):
     response = await client.get(route, headers=auth(1, admin=True))
     assert response.status_code == 400
     assert response.json()["code"] == "BAD_USER_INPUT"
 
 
-@pytest.mark.parametrize("query", [
-    '{ usage { month(month: "2026-00") { totalCalls } } }',
-    '{ usage { history(from: "2026-05", to: "2026-01") { month } } }',
-    "{ usage { calls(first: 0) { edges { cursor } } } }",
-    "{ usage { calls(first: 501) { edges { cursor } } } }",
-    '{ usage { calls(after: "!!!") { edges { cursor } } } }',
-    '{ usage { calls(agentId: "x") { edges { cursor } } } }',
-    '{ usage(userId: "abc") { current { month } } }',
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        '{ usage { month(month: "2026-00") { totalCalls } } }',
+        '{ usage { history(from: "2026-05", to: "2026-01") { month } } }',
+        "{ usage { calls(first: 0) { edges { cursor } } } }",
+        "{ usage { calls(first: 501) { edges { cursor } } } }",
+        '{ usage { calls(after: "!!!") { edges { cursor } } } }',
+        '{ usage { calls(agentId: "x") { edges { cursor } } } }',
+        '{ usage(userId: "abc") { current { month } } }',
+    ],
+)
 async def test_bad_graphql_input_is_bad_user_input(client, query):
     body = await graphql(client, query, headers=auth(1, admin=True))
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
 
 
 async def test_create_agent_is_admin_only_and_validated(client):
-    mutation = """mutation($input: CreateAgentInput!) { createAgent(input: $input) { id name phoneNumbers } }"""
+    mutation = (
+        """mutation($input: CreateAgentInput!) { createAgent(input: $input) { id name phoneNumbers } }"""
+    )
     good = {"input": {"userId": "7", "name": "juana", "phoneNumbers": ["+18449263376"]}}
     body = await graphql(client, mutation, good, headers=auth(7))
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     body = await graphql(client, mutation, good, headers=auth(1, admin=True))
     assert body["data"]["createAgent"]["phoneNumbers"] == ["+18449263376"]
-    for bad in ({**good["input"], "phoneNumbers": ["8449263376"]}, {**good["input"], "name": " "},
-                {**good["input"], "phoneNumbers": []}, good["input"]):  # the last: number taken
+    for bad in (
+        {**good["input"], "phoneNumbers": ["8449263376"]},
+        {**good["input"], "name": " "},
+        {**good["input"], "phoneNumbers": []},
+        good["input"],
+    ):  # the last: number taken
         body = await graphql(client, mutation, {"input": bad}, headers=auth(1, admin=True))
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
     agents = await graphql(client, "{ agents { name phoneNumbers } }", headers=auth(7))

@@ -27,8 +27,9 @@ async def stored_calls(client, user_id: int = 1) -> list:
 
 
 async def unattributed(client) -> list:
-    body = await graphql(client, "{ unattributedEvents { callSid callStatus callTo } }",
-                         headers=auth(1, admin=True))
+    body = await graphql(
+        client, "{ unattributedEvents { callSid callStatus callTo } }", headers=auth(1, admin=True)
+    )
     return body["data"]["unattributedEvents"]
 
 
@@ -63,9 +64,11 @@ async def test_signature_with_the_wrong_token_or_a_tampered_body_is_refused(serv
 async def test_hmac_sha256_signatures_when_the_settings_header_asks(server, client):
     await add_agent(server.database_url, user_id=1, name="juana", numbers=[NUMBER])
     form = callback_form("CA" + "3" * 32, "in-progress", sequence=2, at=AT)
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
-               "X-Twilio-Signature": sign(server.callback_url, form, algorithm="HMAC_SHA256")}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+        "X-Twilio-Signature": sign(server.callback_url, form, algorithm="HMAC_SHA256"),
+    }
     response = await client.post("/webhooks/twilio/status", content=urlencode(form), headers=headers)
     assert response.status_code == 200
     headers["X-Twilio-Signature"] = sign(server.callback_url, form)  # SHA-1 where SHA-256 is asked
@@ -74,16 +77,19 @@ async def test_hmac_sha256_signatures_when_the_settings_header_asks(server, clie
     assert len(await stored_calls(client)) == 1
 
 
-@pytest.mark.parametrize("form", [
-    {"foo": "bar"},
-    {"CallSid": "CA" + "4" * 32},
-    {"CallSid": "CA" + "4" * 32, "CallStatus": "exploded"},
-    {"CallSid": "not a sid!", "CallStatus": "completed"},
-    {"CallSid": "CA" + "4" * 32, "CallStatus": "completed", "CallDuration": "-5"},
-    {"CallSid": "CA" + "4" * 32, "CallStatus": "completed", "CallDuration": "12.5"},
-    {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "SequenceNumber": "x"},
-    {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "Timestamp": "yesterday-ish"},
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"foo": "bar"},
+        {"CallSid": "CA" + "4" * 32},
+        {"CallSid": "CA" + "4" * 32, "CallStatus": "exploded"},
+        {"CallSid": "not a sid!", "CallStatus": "completed"},
+        {"CallSid": "CA" + "4" * 32, "CallStatus": "completed", "CallDuration": "-5"},
+        {"CallSid": "CA" + "4" * 32, "CallStatus": "completed", "CallDuration": "12.5"},
+        {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "SequenceNumber": "x"},
+        {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "Timestamp": "yesterday-ish"},
+    ],
+)
 async def test_signed_bodies_that_are_not_status_callbacks_get_400(server, client, form):
     response = await post_callback(client, server.base_url, form)
     assert response.status_code == 400
@@ -106,8 +112,9 @@ async def test_oversize_bodies_get_413_and_nothing_is_stored(server, client):
         for _ in range(80):
             yield b"a" * 1024  # no Content-Length: the limit holds while streaming too
 
-    response = await client.post("/webhooks/twilio/status", content=chunks(),
-                                 headers={"X-Twilio-Signature": "x"})
+    response = await client.post(
+        "/webhooks/twilio/status", content=chunks(), headers={"X-Twilio-Signature": "x"}
+    )
     assert response.status_code == 413
     assert await unattributed(client) == []
 
@@ -134,15 +141,17 @@ async def test_token_rotation_and_public_base_url(database_url, session_dir, tmp
     await clear_tables(database_url)
     await add_agent(database_url, user_id=1, name="juana", numbers=[NUMBER])
     public = "https://billing.example.com"
-    handle = start_server(database_url, tmp_path, TWILIO_AUTH_TOKEN="old-token, new-token",
-                          PUBLIC_BASE_URL=public)
+    handle = start_server(
+        database_url, tmp_path, TWILIO_AUTH_TOKEN="old-token, new-token", PUBLIC_BASE_URL=public
+    )
     try:
         async with httpx.AsyncClient(base_url=handle.base_url) as client:
             events = call_events("CA" + "7" * 32, answered_at=AT, duration=60)
             url = public + "/webhooks/twilio/status"
             for form, token in zip(events, ["old-token", "new-token", "old-token", "new-token"], strict=True):
-                response = await post_callback(client, handle.base_url, form,
-                                               signature=sign(url, form, token))
+                response = await post_callback(
+                    client, handle.base_url, form, signature=sign(url, form, token)
+                )
                 assert response.status_code == 200
             # Signed for the internal URL the proxy forwarded to: not what Twilio signed.
             late = {**events[3], "SequenceNumber": "7"}

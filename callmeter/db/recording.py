@@ -24,7 +24,7 @@ from callmeter.db.tables import call_usage
 from callmeter.db.types import to_utc
 from callmeter.db.usage import MonthlyUsageRow
 from callmeter.months import Month
-from callmeter.tracking import CallState, CallStatus, ChangeKind, StatusCallback, apply_event
+from callmeter.tracking import CREATED, CallState, CallStatus, ChangeKind, StatusCallback, apply_event
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ async def _insert_call(conn: Connection, *, event: StatusCallback, owner: tuple[
             call_to=event.call_to,
             direction=event.direction,
             account_sid=event.account_sid,
-            twilio_status="queued",
+            twilio_status=CREATED,
             status=CallStatus.ACTIVE,
             duration_seconds=0,
             billable_seconds=0,

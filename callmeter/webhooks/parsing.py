@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from callmeter.errors import BadInputError
-from callmeter.tracking import RANKS, StatusCallback
+from callmeter.tracking import TWILIO_STATUSES, StatusCallback
 
 _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_FIELD = 256
@@ -19,7 +19,7 @@ def parse_status_callback(form: Mapping[str, str], *, received_at: datetime) -> 
     if not _SID.match(call_sid):
         raise BadInputError("not a Twilio status callback: CallSid is missing or malformed")
     status = form.get("CallStatus", "").strip().lower()
-    if status not in RANKS:
+    if status not in TWILIO_STATUSES:
         raise BadInputError(f"not a Twilio status callback: unknown CallStatus {status[:32]!r}")
     return StatusCallback(
         call_sid=call_sid,
