@@ -17,7 +17,8 @@ def alg_none_token(user_id: int) -> str:
     def part(data: dict) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'sub': str(user_id), 'exp': 4102444800, 'role': 'admin'})}."
+    claims = {"sub": str(user_id), "exp": 4102444800, "role": "admin"}
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
 
 
 BAD_TOKENS = {
