@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.factories import ServerHandle, clear_tables, create_pg_database, drop_pg_database, start_server
+from tests.private_postgres import PrivatePostgres
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -94,3 +95,13 @@ async def server(live_server: ServerHandle) -> ServerHandle:
 async def client(server: ServerHandle) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster of this module's own, free to stop and restart (see private_postgres.py)."""
+    require_backend("postgresql")
+    cluster = PrivatePostgres()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
