@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import databases
+from sqlalchemy import text
 
 from callmeter.errors import DatabaseUnavailableError
 
@@ -81,3 +82,18 @@ class Database:
     async def ping(self) -> None:
         async with self.connection() as conn:
             await conn.fetch_val("SELECT 1")
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn._backend._dialect.name == "postgresql"  # type: ignore[attr-defined]
+
+
+async def lock_user_billing(conn: Connection, *, user_id: int) -> None:
+    """Serialise, until the transaction ends, everything that rates one user's calls.
+
+    A completed call and a plan change for the same user must not interleave, or a call could be
+    rated by a plan that is being replaced. PostgreSQL: a transaction-scoped advisory lock keyed
+    by the user; SQLite: write transactions are already serialised.
+    """
+    if is_postgres(conn):
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=user_id))

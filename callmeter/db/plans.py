@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.billing.plans import Plan, PlanKind, Tier
 from callmeter.db.connection import Connection
@@ -57,3 +59,49 @@ async def plan_schedule(conn: Connection, *, user_id: int) -> list[tuple[str, Pl
         .order_by(plan_assignments.c.from_month)
     )
     return [(row["from_month"], plan_from_record(row)) for row in await conn.fetch_all(query)]
+
+
+def _plan_values(plan: Plan) -> dict[str, Any]:
+    tiers = [
+        {"up_to_minutes": tier.up_to_minutes, "rate_per_minute": str(tier.rate_per_minute)}
+        for tier in plan.tiers
+    ]
+    return {
+        "name": plan.name,
+        "kind": str(plan.kind),
+        "rate_per_minute": plan.rate_per_minute,
+        "tiers": json.dumps(tiers) if tiers else None,
+        "monthly_fee_usd": plan.monthly_fee_usd,
+        "included_minutes": plan.included_minutes,
+        "overage_rate_per_minute": plan.overage_rate_per_minute,
+        "billing_increment_seconds": plan.billing_increment_seconds,
+        "minimum_billable_seconds": plan.minimum_billable_seconds,
+    }
+
+
+async def insert_plan(conn: Connection, *, plan: Plan) -> Plan:
+    row = await conn.fetch_one(
+        plans.insert().values(**_plan_values(plan), created_at=datetime.now(UTC)).returning(*plans.c)
+    )
+    return plan_from_record(row)
+
+
+async def fetch_plan(conn: Connection, *, plan_id: int) -> Plan | None:
+    row = await conn.fetch_one(select(plans).where(plans.c.id == plan_id))
+    return plan_from_record(row) if row else None
+
+
+async def list_plans(conn: Connection) -> list[Plan]:
+    return [plan_from_record(row) for row in await conn.fetch_all(select(plans).order_by(plans.c.id))]
+
+
+async def assign_plan(conn: Connection, *, user_id: int, plan_id: int, from_month: str) -> None:
+    """The plan bills the user from `from_month` on (until a later assignment takes over)."""
+    now = datetime.now(UTC)
+    await conn.execute(
+        insert(plan_assignments)
+        .values(user_id=user_id, from_month=from_month, plan_id=plan_id, assigned_at=now)
+        .on_conflict_do_update(
+            index_elements=["user_id", "from_month"], set_={"plan_id": plan_id, "assigned_at": now}
+        )
+    )

@@ -19,7 +19,7 @@ from callmeter.billing.plans import Plan, billable_seconds
 from callmeter.billing.rating import rate_call
 from callmeter.db import calls, events, plans, usage
 from callmeter.db.agents import find_agent_owner
-from callmeter.db.connection import Connection, Database
+from callmeter.db.connection import Connection, Database, lock_user_billing
 from callmeter.db.tables import call_usage
 from callmeter.db.types import to_utc
 from callmeter.db.usage import MonthlyUsageRow
@@ -152,6 +152,7 @@ async def _rate_into_month(
 ) -> MonthlyUsageRow:
     """Add a completed call to its month; its cost is what it adds to the month's charge."""
     month = str(month)
+    await lock_user_billing(conn, user_id=user_id)
     plan = await plans.plan_for_month(conn, user_id=user_id, month=month) or default_plan
     billable = billable_seconds(plan, duration)
     totals = await usage.add_completed_call(

@@ -125,3 +125,57 @@ plan_assignments = Table(
     Column("plan_id", BigInteger, ForeignKey("plans.id"), nullable=False),
     Column("assigned_at", UTCDateTime, nullable=False),
 )
+
+# A finalized invoice is immutable: its lines, and the usage it billed (so later changes to that month,
+# from late events or a re-rating, are billed as adjustments on a later invoice).
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("number", String(32), nullable=False, unique=True),
+    Column("plan_id", BigInteger),
+    Column("plan_name", String(200), nullable=False),
+    Column("billed_calls", Integer, nullable=False),
+    Column("billed_seconds", BigInteger, nullable=False),
+    Column("billed_billable_seconds", BigInteger, nullable=False),
+    Column("billed_usage_charge_usd", Money, nullable=False),
+    Column("total_usd", Money, nullable=False),
+    Column("finalized_at", UTCDateTime, nullable=False),
+    Column("stripe_invoice_id", String(64)),
+    UniqueConstraint("user_id", "month", name="uq_invoices_user_month"),
+)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    Column("invoice_id", BigInteger, ForeignKey("invoices.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("description", String(300), nullable=False),
+    Column("quantity", Money, nullable=False),
+    Column("unit_price_usd", Money, nullable=False),
+    Column("amount_usd", Money, nullable=False),
+)
+
+# What an invoice billed for an earlier, already invoiced month: the difference between that month's
+# usage now and what its invoice and earlier adjustments billed.
+invoice_adjustments = Table(
+    "invoice_adjustments",
+    metadata,
+    Column("invoice_id", BigInteger, ForeignKey("invoices.id"), primary_key=True),
+    Column("for_month", String(7), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("calls", Integer, nullable=False),
+    Column("seconds", BigInteger, nullable=False),
+    Column("billable_seconds", BigInteger, nullable=False),
+    Column("amount_usd", Money, nullable=False),
+    Index("ix_invoice_adjustments_user_month", "user_id", "for_month"),
+)
+
+stripe_customers = Table(
+    "stripe_customers",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("customer_id", String(64), nullable=False),
+)

@@ -1,0 +1,142 @@
+"""Invoice lines: the fixed fee, usage by tier, and adjustments for earlier months. Pure.
+
+Line amounts are in cents and add up exactly to the invoice total: where one charge is split over
+several lines (usage by tier), the cumulative sums are rounded and each line is the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from callmeter.billing.money import EXACT, format_usd, per_minute, round_cents
+from callmeter.billing.plans import (
+    Plan,
+    PlanKind,
+    fixed_fee,
+    overage_seconds,
+    tier_spans,
+    usage_charge,
+    volume_tier,
+)
+
+MINUTE_PLACES = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    position: int
+    description: str
+    quantity: Decimal
+    unit_price_usd: Decimal
+    amount_usd: Decimal
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A change to an already invoiced month, billed on a later invoice (may be negative)."""
+
+    month: str
+    description: str
+    billable_seconds: int
+    amount_usd: Decimal
+
+
+def minutes(seconds: int) -> Decimal:
+    return EXACT.divide(Decimal(seconds), Decimal(60)).quantize(MINUTE_PLACES)
+
+
+def _rate(rate: Decimal) -> str:
+    return f"{format_usd(rate, places=max(2, -int(rate.normalize().as_tuple().exponent)))}/min"
+
+
+def _bound(tier_start: int, up_to: int | None) -> str:
+    return f"{tier_start // 60}+ min" if up_to is None else f"{tier_start // 60}–{up_to} min"
+
+
+def usage_lines(plan: Plan, billable_seconds: int) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+    """(description, minutes, unit price, amount) per part of the usage charge; amounts sum to it."""
+    parts: list[tuple[str, int, Decimal, Decimal]] = []  # description, seconds, rate, exact amount
+    if plan.kind is PlanKind.PAY_AS_YOU_GO:
+        rate = plan.rate_per_minute or Decimal(0)
+        parts.append((f"Usage at {_rate(rate)}", billable_seconds, rate, per_minute(rate, billable_seconds)))
+    elif plan.kind is PlanKind.GRADUATED:
+        for start, span, tier in tier_spans(plan.tiers, billable_seconds):
+            parts.append(
+                (
+                    f"Usage {_bound(start, tier.up_to_minutes)} at {_rate(tier.rate_per_minute)}",
+                    span,
+                    tier.rate_per_minute,
+                    per_minute(tier.rate_per_minute, span),
+                )
+            )
+    elif plan.kind is PlanKind.VOLUME:
+        tier = volume_tier(plan.tiers, billable_seconds)
+        parts.append(
+            (
+                f"Usage at {_rate(tier.rate_per_minute)} (volume tier)",
+                billable_seconds,
+                tier.rate_per_minute,
+                per_minute(tier.rate_per_minute, billable_seconds),
+            )
+        )
+    else:
+        rate = plan.overage_rate_per_minute or Decimal(0)
+        over = overage_seconds(plan, billable_seconds)
+        if over:
+            parts.append(
+                (
+                    f"Overage beyond {plan.included_minutes} included min at {_rate(rate)}",
+                    over,
+                    rate,
+                    per_minute(rate, over),
+                )
+            )
+    lines, exact_sum, billed = [], Decimal(0), Decimal("0.00")
+    for description, seconds, rate, exact in parts:
+        exact_sum = EXACT.add(exact_sum, exact)
+        amount = round_cents(exact_sum) - billed
+        billed += amount
+        lines.append((description, minutes(seconds), rate, amount))
+    assert billed == usage_charge(plan, billable_seconds)
+    return lines
+
+
+def build_invoice_lines(
+    plan: Plan, *, month: str, billable_seconds: int, adjustments: Sequence[Adjustment] = ()
+) -> list[InvoiceLine]:
+    rows: list[tuple[str, Decimal, Decimal, Decimal]] = []
+    if plan.kind is PlanKind.SUBSCRIPTION:
+        fee = fixed_fee(plan)
+        rows.append(
+            (
+                f"Monthly subscription ({plan.name}) for {month}, includes {plan.included_minutes} min",
+                Decimal(1),
+                fee,
+                fee,
+            )
+        )
+    usage = [row for row in usage_lines(plan, billable_seconds) if row[3] or row[1]]
+    if not usage and not rows:
+        usage = [
+            (f"Usage for {month}", Decimal("0.0000"), plan.rate_per_minute or Decimal(0), Decimal("0.00"))
+        ]
+    rows += usage
+    for adjustment in adjustments:
+        rows.append(
+            (
+                f"Adjustment for {adjustment.month}: {adjustment.description}",
+                Decimal(1),
+                adjustment.amount_usd,
+                adjustment.amount_usd,
+            )
+        )
+    return [
+        InvoiceLine(position, description, quantity, unit_price, amount)
+        for position, (description, quantity, unit_price, amount) in enumerate(rows, start=1)
+    ]
+
+
+def invoice_total(lines: Sequence[InvoiceLine]) -> Decimal:
+    return sum((line.amount_usd for line in lines), start=Decimal("0.00"))

@@ -1,0 +1,66 @@
+"""Re-rating a user's months after a plan change: every completed call again, in completion order.
+
+Costs telescope within a month (each call's cost is what it added to the month's charge), so a month
+is re-rated as a whole, in the order its calls were first rated (`month_position`). The caller holds
+the user's billing lock, so no callback rates this user's calls meanwhile.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from callmeter.billing.plans import Plan
+from callmeter.billing.rating import rate_month
+from callmeter.db.connection import Connection
+from callmeter.db.plans import plan_schedule
+from callmeter.db.tables import call_usage, monthly_usage
+from callmeter.db.usage import MonthlyUsageRow, fetch_month
+
+
+async def rerate_months(
+    conn: Connection, *, user_id: int, from_month: str, default_plan: Plan
+) -> list[MonthlyUsageRow]:
+    """Re-rate every month from `from_month` on that has usage; the months after."""
+    months = await conn.fetch_all(
+        select(monthly_usage.c.month)
+        .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month >= from_month)
+        .order_by(monthly_usage.c.month)
+    )
+    schedule = await plan_schedule(conn, user_id=user_id)
+    rerated = []
+    for record in months:
+        month = record["month"]
+        in_force = [plan for start, plan in schedule if start <= month]
+        rerated.append(
+            await _rerate_month(
+                conn, user_id=user_id, month=month, plan=in_force[-1] if in_force else default_plan
+            )
+        )
+    return rerated
+
+
+async def _rerate_month(conn: Connection, *, user_id: int, month: str, plan: Plan) -> MonthlyUsageRow:
+    calls = await conn.fetch_all(
+        select(call_usage.c.id, call_usage.c.duration_seconds)
+        .where(
+            call_usage.c.user_id == user_id, call_usage.c.month == month, call_usage.c.status == "completed"
+        )
+        .order_by(call_usage.c.month_position, call_usage.c.id)
+    )
+    charges = rate_month(plan, [call["duration_seconds"] for call in calls])
+    for call, charge in zip(calls, charges, strict=True):
+        await conn.execute(
+            call_usage.update()
+            .where(call_usage.c.id == call["id"])
+            .values(billable_seconds=charge.billable_seconds, cost_usd=charge.cost)
+        )
+    billable = sum(charge.billable_seconds for charge in charges)
+    total = sum((charge.cost for charge in charges), start=Decimal("0.00"))
+    await conn.execute(
+        monthly_usage.update()
+        .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month == month)
+        .values(billable_seconds=billable, usage_charge_usd=total)
+    )
+    return await fetch_month(conn, user_id=user_id, month=month)
