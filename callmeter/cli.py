@@ -154,6 +154,149 @@ def simulate(ctx: click.Context, count: int, url: str | None, concurrency: int, 
     run_async(run_simulation, settings, base_url=base, count=count, concurrency=concurrency, seed=seed)
 
 
+class MonthParam(click.ParamType):
+    name = "YYYY-MM"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from callmeter.months import Month
+
+        try:
+            return value if not isinstance(value, str) else Month.parse(value)
+        except CallmeterError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def parse_tier(text: str) -> tuple[int | None, str]:
+    bound, sep, rate = text.partition(":")
+    if not sep or not rate:
+        raise click.BadParameter(
+            f"{text!r} is not UPTO:RATE (e.g. 500:0.06, or max:0.02 for the last)", param_hint="--tier"
+        )
+    if bound in ("max", "inf", ""):
+        return None, rate
+    if not bound.isdigit():
+        raise click.BadParameter(f"{bound!r} is not a whole number of minutes", param_hint="--tier")
+    return int(bound), rate
+
+
+@cli.group()
+def plan() -> None:
+    """Manage pricing plans."""
+
+
+@plan.command("add")
+@click.option("--name", required=True)
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(["PAY_AS_YOU_GO", "GRADUATED", "VOLUME", "SUBSCRIPTION"], case_sensitive=False),
+)
+@click.option("--rate", help="Rate per minute (PAY_AS_YOU_GO).")
+@click.option("--tier", "tiers", multiple=True, help="UPTO:RATE, repeatable; max:RATE for the last tier.")
+@click.option("--fee", help="Monthly fee in USD (SUBSCRIPTION).")
+@click.option("--included", type=click.IntRange(min=0), help="Included minutes (SUBSCRIPTION).")
+@click.option("--overage", help="Overage rate per minute (SUBSCRIPTION).")
+@click.option("--increment", type=int, default=1, show_default=True, help="Billing increment, seconds.")
+@click.option("--minimum", type=int, default=0, show_default=True, help="Minimum billable seconds a call.")
+@click.pass_context
+def plan_add(
+    ctx: click.Context,
+    name: str,
+    kind: str,
+    rate: str | None,
+    tiers: tuple[str, ...],
+    fee: str | None,
+    included: int | None,
+    overage: str | None,
+    increment: int,
+    minimum: int,
+) -> None:
+    """Create a pricing plan and print its id."""
+    from callmeter.commands import add_plan
+    from callmeter.resolvers.plans import build_plan
+
+    new_plan = build_plan(
+        name=name,
+        kind=kind.upper(),
+        rate_per_minute=rate,
+        tiers=[parse_tier(tier) for tier in tiers],
+        monthly_fee_usd=fee,
+        included_minutes=included,
+        overage_rate_per_minute=overage,
+        billing_increment_seconds=increment,
+        minimum_billable_seconds=minimum,
+    )
+    created = run_async(add_plan, settings_of(ctx), new_plan)
+    click.echo(f"plan {created.id} ({created.name}, {created.kind})")
+
+
+@plan.command("assign")
+@click.option("--user", "user_id", type=click.IntRange(min=1), required=True)
+@click.option("--plan", "plan_id", type=click.IntRange(min=1), required=True)
+@click.option("--from", "from_month", type=MonthParam(), required=True, help="First month billed by it.")
+@click.pass_context
+def plan_assign(ctx: click.Context, user_id: int, plan_id: int, from_month: Any) -> None:
+    """Bill a user by a plan from a month on (re-rates that month's calls and later ones)."""
+    from callmeter.commands import assign_plan_to_user
+
+    assigned = run_async(
+        assign_plan_to_user, settings_of(ctx), user_id=user_id, plan_id=plan_id, from_month=from_month
+    )
+    click.echo(f"user {user_id} is billed by plan {assigned.id} ({assigned.name}) from {from_month}")
+
+
+@plan.command("list")
+@click.pass_context
+def plan_list(ctx: click.Context) -> None:
+    """List the pricing plans."""
+    from callmeter.commands import all_plans
+
+    for item in run_async(all_plans, settings_of(ctx)):
+        click.echo(f"{item.id}\t{item.kind}\t{item.name}")
+
+
+@cli.command()
+@click.option("--month", type=MonthParam(), required=True)
+@click.option("--user", "user_id", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "csv", "json", "pdf"]), default="text", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+@click.option("--finalize", is_flag=True, help="Finalize the month's invoices (a closed month only).")
+@click.option("--stripe", "push", is_flag=True, help="Push finalized invoices to Stripe.")
+@click.pass_context
+def invoice(
+    ctx: click.Context,
+    month: Any,
+    user_id: int | None,
+    fmt: str,
+    output: str | None,
+    finalize: bool,
+    push: bool,
+) -> None:
+    """Print a month's invoices: finalized ones, else live drafts."""
+    from callmeter.commands import invoice_views
+    from callmeter.invoice_formats import render
+
+    views = run_async(
+        invoice_views, settings_of(ctx), month=month, user_id=user_id, finalize=finalize, push_to_stripe=push
+    )
+    document = render(views, fmt)
+    if output:
+        with open(output, "wb") as out:
+            out.write(document if isinstance(document, bytes) else document.encode())
+    elif isinstance(document, bytes):
+        sys.stdout.buffer.write(document)
+    else:
+        click.echo(document, nl=not document.endswith("\n"))
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="callmeter", standalone_mode=False)

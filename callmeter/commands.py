@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
+from callmeter.billing.plans import Plan, pay_as_you_go
 from callmeter.db import agents
+from callmeter.db import invoices as db_invoices
+from callmeter.db import plans as db_plans
 from callmeter.db.agents import AgentRow
 from callmeter.db.connection import Database
 from callmeter.db.migrate import migrate
+from callmeter.months import Month
 from callmeter.resolvers.agents import validate_agent
+from callmeter.resolvers.invoices import InvoiceView, draft_invoice, finalize_month
+from callmeter.resolvers.plans import assign_plan, create_plan
 from callmeter.settings import Settings
+from callmeter.stripe_push import push_invoice
 
 
 async def open_database(settings: Settings) -> Database:
@@ -36,5 +44,68 @@ async def list_all_agents(settings: Settings) -> list[AgentRow]:
     try:
         async with db.connection() as conn:
             return await agents.fetch_agents(conn)
+    finally:
+        await db.disconnect()
+
+
+async def invoice_views(
+    settings: Settings, *, month: Month, user_id: int | None, finalize: bool, push_to_stripe: bool
+) -> list[InvoiceView]:
+    """The invoices of a month (finalized ones, else live drafts), optionally finalized and pushed."""
+    default_plan = pay_as_you_go(settings.price_per_minute)
+    db = await open_database(settings)
+    try:
+        if finalize:
+            views = await finalize_month(db, month=month, default_plan=default_plan, user_id=user_id)
+        else:
+            async with db.connection() as conn:
+                users = [user_id] if user_id else await db_invoices.users_to_invoice(conn, month=str(month))
+                views = []
+                for user in users:
+                    found = await db_invoices.fetch_invoices(conn, user_id=user, month=str(month))
+                    if found:
+                        views.append(InvoiceView.finalized(found[0]))
+                        continue
+                    draft = await draft_invoice(conn, user_id=user, month=month, default_plan=default_plan)
+                    if user_id or not draft.owes_nothing:
+                        views.append(draft.view)
+        if push_to_stripe:
+            pushed = []
+            for view in views:
+                stripe_id = await push_invoice(db, settings, view)
+                pushed.append(replace(view, stripe_invoice_id=stripe_id))
+            views = pushed
+        return views
+    finally:
+        await db.disconnect()
+
+
+async def add_plan(settings: Settings, plan: Plan) -> Plan:
+    db = await open_database(settings)
+    try:
+        return await create_plan(db, plan)
+    finally:
+        await db.disconnect()
+
+
+async def assign_plan_to_user(settings: Settings, *, user_id: int, plan_id: int, from_month: Month) -> Plan:
+    db = await open_database(settings)
+    try:
+        return await assign_plan(
+            db,
+            user_id=user_id,
+            plan_id=plan_id,
+            from_month=from_month,
+            default_plan=pay_as_you_go(settings.price_per_minute),
+        )
+    finally:
+        await db.disconnect()
+
+
+async def all_plans(settings: Settings) -> list[Plan]:
+    db = await open_database(settings)
+    try:
+        async with db.connection() as conn:
+            return await db_plans.list_plans(conn)
     finally:
         await db.disconnect()

@@ -20,9 +20,11 @@ from starlette.routing import Route
 from callmeter.auth import Viewer, viewer_from_authorization
 from callmeter.db.calls import CallRow
 from callmeter.errors import BadInputError, CallmeterError
+from callmeter.invoice_formats import as_pdf
 from callmeter.months import Month
 from callmeter.resolvers import calls as call_resolvers
 from callmeter.resolvers import usage as usage_resolvers
+from callmeter.resolvers.invoices import invoice_for
 from callmeter.resolvers.scope import target_user
 from callmeter.resolvers.usage import MonthSummary
 
@@ -109,3 +111,20 @@ routes = [
     Route("/api/usage/history", usage_history, methods=["GET"]),
     Route("/api/usage/calls", call_history, methods=["GET"]),
 ]
+
+
+async def invoice_pdf(request: Request) -> Response:
+    _, user_id = _viewer_and_user(request)
+    month = Month.parse(request.path_params["month"])
+    state = request.app.state
+    async with state.db.connection() as conn:
+        view = await invoice_for(conn, user_id=user_id, month=month, default_plan=state.default_plan)
+    name = f"invoice-{view.number or 'draft'}-{view.month}.pdf"
+    return Response(
+        as_pdf([view]),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
+
+
+routes.append(Route("/api/invoices/{month}.pdf", invoice_pdf, methods=["GET"]))

@@ -35,6 +35,8 @@ class Settings:
     port: int
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    stripe_api_key: Secret | None = None
+    stripe_api_base: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -104,4 +106,6 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         port=port,
         jwt_issuer=config("JWT_ISSUER", default=None),
         jwt_audience=config("JWT_AUDIENCE", default=None),
+        stripe_api_key=config("STRIPE_API_KEY", cast=Secret, default=None),
+        stripe_api_base=config("STRIPE_API_BASE", default=None),
     )

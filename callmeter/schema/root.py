@@ -5,9 +5,13 @@ from __future__ import annotations
 import strawberry
 
 from callmeter.db import agents, events
+from callmeter.months import Month
+from callmeter.resolvers import invoices as invoice_resolvers
+from callmeter.resolvers import plans as plan_resolvers
 from callmeter.resolvers.agents import validate_agent
 from callmeter.resolvers.calls import check_page_size
 from callmeter.resolvers.scope import parse_id, require_admin, target_user
+from callmeter.schema.billing import Invoice, Plan, PlanInput
 from callmeter.schema.types import Agent, WebhookEvent
 from callmeter.schema.usage import Usage
 
@@ -51,3 +55,41 @@ class Mutation:
         async with info.context.db.transaction() as conn:
             row = await agents.insert_agent(conn, user_id=user_id, name=name, numbers=numbers)
         return Agent.from_row(row)
+
+    @strawberry.mutation
+    async def create_plan(self, info: strawberry.Info, input: PlanInput) -> Plan:
+        require_admin(info.context.require_viewer())
+        plan = plan_resolvers.build_plan(
+            name=input.name,
+            kind=input.kind.value,
+            rate_per_minute=input.rate_per_minute,
+            tiers=[(tier.up_to_minutes, tier.rate_per_minute) for tier in input.tiers or []],
+            monthly_fee_usd=input.monthly_fee_usd,
+            included_minutes=input.included_minutes,
+            overage_rate_per_minute=input.overage_rate_per_minute,
+            billing_increment_seconds=input.billing_increment_seconds,
+            minimum_billable_seconds=input.minimum_billable_seconds,
+        )
+        return Plan.from_value(await plan_resolvers.create_plan(info.context.db, plan))
+
+    @strawberry.mutation
+    async def assign_plan(
+        self, info: strawberry.Info, user_id: strawberry.ID, plan_id: strawberry.ID, from_month: str
+    ) -> Plan:
+        require_admin(info.context.require_viewer())
+        plan = await plan_resolvers.assign_plan(
+            info.context.db,
+            user_id=parse_id(user_id, "userId"),
+            plan_id=parse_id(plan_id, "planId"),
+            from_month=Month.parse(from_month),
+            default_plan=info.context.default_plan,
+        )
+        return Plan.from_value(plan)
+
+    @strawberry.mutation
+    async def finalize_invoices(self, info: strawberry.Info, month: str) -> list[Invoice]:
+        viewer = require_admin(info.context.require_viewer())
+        views = await invoice_resolvers.finalize_month(
+            info.context.db, month=Month.parse(month), default_plan=info.context.default_plan
+        )
+        return [Invoice.from_view(view, viewer_user_id=viewer.user_id) for view in views]

@@ -12,6 +12,7 @@ from callmeter.db.agents import AgentRow
 from callmeter.db.calls import CallRow
 from callmeter.db.events import WebhookEventRow
 from callmeter.resolvers.usage import MonthSummary
+from callmeter.schema.billing import Plan
 
 
 @strawberry.enum
@@ -99,6 +100,7 @@ class MonthlyUsage:
     total_cost_usd: Decimal
     usage_charge_usd: Decimal
     fixed_fee_usd: Decimal
+    plan: Plan
 
     @classmethod
     def from_summary(cls, summary: MonthSummary) -> MonthlyUsage:
@@ -110,6 +112,7 @@ class MonthlyUsage:
             total_cost_usd=summary.total_cost_usd,
             usage_charge_usd=summary.usage_charge_usd,
             fixed_fee_usd=summary.fixed_fee_usd,
+            plan=Plan.from_value(summary.plan),
         )
 
 

@@ -9,7 +9,9 @@ import strawberry
 from callmeter.db import calls
 from callmeter.months import Month
 from callmeter.resolvers import calls as call_resolvers
+from callmeter.resolvers import invoices as invoice_resolvers
 from callmeter.resolvers import usage as usage_resolvers
+from callmeter.schema.billing import Invoice
 from callmeter.schema.types import (
     Call,
     CallConnection,
@@ -92,6 +94,25 @@ class Usage:
         async with info.context.db.connection() as conn:
             rows = await calls.list_active_calls(conn, user_id=self.user_id)
         return [Call.from_row(row) for row in rows]
+
+    @strawberry.field
+    async def invoice(self, info: strawberry.Info, month: str) -> Invoice:
+        ctx = info.context
+        async with ctx.db.connection() as conn:
+            view = await invoice_resolvers.invoice_for(
+                conn, user_id=self.user_id, month=Month.parse(month), default_plan=ctx.default_plan
+            )
+        return Invoice.from_view(view, viewer_user_id=ctx.require_viewer().user_id)
+
+    @strawberry.field
+    async def invoices(self, info: strawberry.Info) -> list[Invoice]:
+        ctx = info.context
+        async with ctx.db.connection() as conn:
+            views = await invoice_resolvers.invoices_of(
+                conn, user_id=self.user_id, default_plan=ctx.default_plan
+            )
+        viewer = ctx.require_viewer().user_id
+        return [Invoice.from_view(view, viewer_user_id=viewer) for view in views]
 
     async def _month(self, info: strawberry.Info, month: Month) -> MonthlyUsage:
         ctx = info.context

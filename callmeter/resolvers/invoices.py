@@ -1,0 +1,152 @@
+"""Invoices: a live draft for any month not yet finalized, and finalization of closed months.
+
+A finalized invoice never changes. Whatever changes later in an invoiced month (a late callback, a
+re-rating after a plan change) is the difference between that month's usage now and what was billed
+for it so far; it is billed as an adjustment line on the next invoice that is drafted or finalized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from callmeter.billing.invoices import Adjustment, InvoiceLine, build_invoice_lines, invoice_total
+from callmeter.billing.money import minutes_of
+from callmeter.billing.plans import Plan
+from callmeter.db import invoices, plans, usage
+from callmeter.db.connection import Connection, Database, lock_user_billing
+from callmeter.db.invoices import AdjustmentRow, BilledUsage, InvoiceRow
+from callmeter.errors import BadInputError
+from callmeter.months import Month
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    user_id: int
+    month: str
+    status: str  # DRAFT or FINALIZED
+    number: str | None
+    lines: tuple[InvoiceLine, ...]
+    total_usd: Decimal
+    stripe_invoice_id: str | None = None
+    id: int | None = None
+
+    @classmethod
+    def finalized(cls, row: InvoiceRow) -> InvoiceView:
+        return cls(
+            row.user_id,
+            row.month,
+            "FINALIZED",
+            row.number,
+            row.lines,
+            row.total_usd,
+            row.stripe_invoice_id,
+            row.id,
+        )
+
+
+@dataclass(frozen=True)
+class Draft:
+    view: InvoiceView
+    plan: Plan
+    billed: BilledUsage
+    adjustments: tuple[AdjustmentRow, ...]
+
+    @property
+    def owes_nothing(self) -> bool:
+        return self.billed.calls == 0 and not self.adjustments and self.view.total_usd == 0
+
+
+def _describe(row: AdjustmentRow) -> str:
+    if row.calls:
+        plural = "call" if abs(row.calls) == 1 else "calls"
+        return f"{row.calls:+d} {plural}, {minutes_of(row.seconds):+} min after invoicing"
+    return "re-rated after invoicing"
+
+
+async def pending_adjustments(conn: Connection, *, user_id: int, month: str) -> list[AdjustmentRow]:
+    """What changed in invoiced months before `month` since they were billed."""
+    pending = []
+    for billed in await invoices.billed_usage(conn, user_id=user_id, before_month=month):
+        now = await usage.fetch_month(conn, user_id=user_id, month=billed.month)
+        row = AdjustmentRow(
+            for_month=billed.month,
+            calls=now.total_calls - billed.calls,
+            seconds=now.total_seconds - billed.seconds,
+            billable_seconds=now.billable_seconds - billed.billable_seconds,
+            amount_usd=now.usage_charge_usd - billed.usage_charge_usd,
+        )
+        if row.calls or row.seconds or row.billable_seconds or row.amount_usd:
+            pending.append(row)
+    return pending
+
+
+async def draft_invoice(conn: Connection, *, user_id: int, month: Month, default_plan: Plan) -> Draft:
+    plan = await plans.plan_for_month(conn, user_id=user_id, month=str(month)) or default_plan
+    totals = await usage.fetch_month(conn, user_id=user_id, month=str(month))
+    adjustments = tuple(await pending_adjustments(conn, user_id=user_id, month=str(month)))
+    lines = build_invoice_lines(
+        plan,
+        month=str(month),
+        billable_seconds=totals.billable_seconds,
+        adjustments=[
+            Adjustment(row.for_month, _describe(row), row.billable_seconds, row.amount_usd)
+            for row in adjustments
+        ],
+    )
+    view = InvoiceView(user_id, str(month), "DRAFT", None, tuple(lines), invoice_total(lines))
+    billed = BilledUsage(
+        str(month), totals.total_calls, totals.total_seconds, totals.billable_seconds, totals.usage_charge_usd
+    )
+    return Draft(view, plan, billed, adjustments)
+
+
+async def invoice_for(conn: Connection, *, user_id: int, month: Month, default_plan: Plan) -> InvoiceView:
+    found = await invoices.fetch_invoices(conn, user_id=user_id, month=str(month))
+    if found:
+        return InvoiceView.finalized(found[0])
+    return (await draft_invoice(conn, user_id=user_id, month=month, default_plan=default_plan)).view
+
+
+async def invoices_of(conn: Connection, *, user_id: int, default_plan: Plan) -> list[InvoiceView]:
+    """This month's draft, then every finalized invoice, newest first."""
+    current = Month.current()
+    draft = (await draft_invoice(conn, user_id=user_id, month=current, default_plan=default_plan)).view
+    finalized = [InvoiceView.finalized(row) for row in await invoices.fetch_invoices(conn, user_id=user_id)]
+    return [draft, *(view for view in finalized if view.month != str(current))]
+
+
+async def finalize_month(
+    db: Database, *, month: Month, default_plan: Plan, user_id: int | None = None
+) -> list[InvoiceView]:
+    """Finalize every invoice owed for a closed month (idempotent: finalized ones are returned)."""
+    if month >= Month.current():
+        raise BadInputError(f"{month} is not closed yet: only a past month can be finalized")
+    async with db.connection() as conn:
+        users = [user_id] if user_id else await invoices.users_to_invoice(conn, month=str(month))
+    finalized = []
+    for user in users:
+        async with db.transaction() as conn:
+            # Under the user's billing lock a completing call is either in this invoice or later.
+            await lock_user_billing(conn, user_id=user)
+            existing = await invoices.fetch_invoices(conn, user_id=user, month=str(month))
+            if existing:
+                finalized.append(InvoiceView.finalized(existing[0]))
+                continue
+            draft = await draft_invoice(conn, user_id=user, month=month, default_plan=default_plan)
+            if draft.owes_nothing:
+                continue
+            row = await invoices.insert_invoice(
+                conn,
+                user_id=user,
+                month=str(month),
+                plan_id=draft.plan.id,
+                plan_name=draft.plan.name,
+                billed=draft.billed,
+                lines=draft.view.lines,
+                adjustments=draft.adjustments,
+                total_usd=draft.view.total_usd,
+            )
+            if row is not None:
+                finalized.append(InvoiceView.finalized(row))
+    return finalized

@@ -1,0 +1,79 @@
+"""Creating plans and assigning them: a month is billed by the plan in force for it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from callmeter.billing.money import MoneyError, parse_money
+from callmeter.billing.plans import Plan, PlanError, PlanKind, Tier, validate_plan
+from callmeter.db import plans
+from callmeter.db.connection import Database, lock_user_billing
+from callmeter.db.rerating import rerate_months
+from callmeter.errors import BadInputError, NotFoundError
+from callmeter.months import Month
+
+
+def money_or_none(value: object, name: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return parse_money(str(value))
+    except MoneyError as exc:
+        raise BadInputError(f"{name}: {exc}") from None
+
+
+def build_plan(
+    *,
+    name: str,
+    kind: str,
+    rate_per_minute: object = None,
+    tiers: list[tuple[int | None, object]] | None = None,
+    monthly_fee_usd: object = None,
+    included_minutes: int | None = None,
+    overage_rate_per_minute: object = None,
+    billing_increment_seconds: int = 1,
+    minimum_billable_seconds: int = 0,
+) -> Plan:
+    """A validated plan from loosely typed input (GraphQL or the CLI); BAD_USER_INPUT otherwise."""
+    try:
+        plan_kind = PlanKind(kind)
+    except ValueError:
+        raise BadInputError(f"kind must be one of {', '.join(PlanKind)}") from None
+    try:
+        return validate_plan(
+            Plan(
+                name=name.strip(),
+                kind=plan_kind,
+                rate_per_minute=money_or_none(rate_per_minute, "ratePerMinute"),
+                tiers=tuple(
+                    Tier(bound, money_or_none(rate, "tiers.ratePerMinute") or Decimal(0))
+                    for bound, rate in tiers or ()
+                ),
+                monthly_fee_usd=money_or_none(monthly_fee_usd, "monthlyFeeUsd") or Decimal(0),
+                included_minutes=included_minutes or 0,
+                overage_rate_per_minute=money_or_none(overage_rate_per_minute, "overageRatePerMinute"),
+                billing_increment_seconds=billing_increment_seconds,
+                minimum_billable_seconds=minimum_billable_seconds,
+            )
+        )
+    except PlanError as exc:
+        raise BadInputError(str(exc)) from None
+
+
+async def create_plan(db: Database, plan: Plan) -> Plan:
+    async with db.transaction() as conn:
+        return await plans.insert_plan(conn, plan=plan)
+
+
+async def assign_plan(
+    db: Database, *, user_id: int, plan_id: int, from_month: Month, default_plan: Plan
+) -> Plan:
+    """Bill the user by the plan from `from_month` on, re-rating those months' calls exactly."""
+    async with db.transaction() as conn:
+        await lock_user_billing(conn, user_id=user_id)
+        plan = await plans.fetch_plan(conn, plan_id=plan_id)
+        if plan is None:
+            raise NotFoundError(f"there is no plan {plan_id}")
+        await plans.assign_plan(conn, user_id=user_id, plan_id=plan_id, from_month=str(from_month))
+        await rerate_months(conn, user_id=user_id, from_month=str(from_month), default_plan=default_plan)
+    return plan

@@ -1,0 +1,120 @@
+"""GraphQL types of the pricing plans and invoices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import Enum
+
+import strawberry
+
+from callmeter.billing import plans as billing_plans
+from callmeter.billing.invoices import InvoiceLine as InvoiceLineValue
+from callmeter.resolvers.invoices import InvoiceView
+
+PlanKind = strawberry.enum(billing_plans.PlanKind, name="PlanKind")
+
+
+@strawberry.enum
+class InvoiceStatus(Enum):
+    DRAFT = "DRAFT"
+    FINALIZED = "FINALIZED"
+
+
+@strawberry.type
+class Tier:
+    up_to_minutes: int | None
+    rate_per_minute: Decimal
+
+
+@strawberry.type
+class Plan:
+    id: strawberry.ID  # "default" for the PRICE_PER_MINUTE plan, which is not stored
+    name: str
+    kind: PlanKind
+    rate_per_minute: Decimal | None
+    tiers: list[Tier]
+    monthly_fee_usd: Decimal
+    included_minutes: int
+    overage_rate_per_minute: Decimal | None
+    billing_increment_seconds: int
+    minimum_billable_seconds: int
+
+    @classmethod
+    def from_value(cls, plan: billing_plans.Plan) -> Plan:
+        return cls(
+            id=strawberry.ID(str(plan.id) if plan.id is not None else "default"),
+            name=plan.name,
+            kind=plan.kind,
+            rate_per_minute=plan.rate_per_minute,
+            tiers=[
+                Tier(up_to_minutes=tier.up_to_minutes, rate_per_minute=tier.rate_per_minute)
+                for tier in plan.tiers
+            ],
+            monthly_fee_usd=billing_plans.fixed_fee(plan) if plan.monthly_fee_usd else Decimal("0.00"),
+            included_minutes=plan.included_minutes,
+            overage_rate_per_minute=plan.overage_rate_per_minute,
+            billing_increment_seconds=plan.billing_increment_seconds,
+            minimum_billable_seconds=plan.minimum_billable_seconds,
+        )
+
+
+@strawberry.input
+class TierInput:
+    up_to_minutes: int | None
+    rate_per_minute: Decimal
+
+
+@strawberry.input
+class PlanInput:
+    name: str
+    kind: PlanKind
+    rate_per_minute: Decimal | None = None
+    tiers: list[TierInput] | None = None
+    monthly_fee_usd: Decimal | None = None
+    included_minutes: int | None = None
+    overage_rate_per_minute: Decimal | None = None
+    billing_increment_seconds: int = 1
+    minimum_billable_seconds: int = 0
+
+
+@strawberry.type
+class InvoiceLine:
+    position: int
+    description: str
+    quantity: Decimal
+    unit_price_usd: Decimal
+    amount_usd: Decimal
+
+    @classmethod
+    def from_value(cls, line: InvoiceLineValue) -> InvoiceLine:
+        return cls(
+            position=line.position,
+            description=line.description,
+            quantity=line.quantity,
+            unit_price_usd=line.unit_price_usd,
+            amount_usd=line.amount_usd,
+        )
+
+
+@strawberry.type
+class Invoice:
+    number: str | None
+    month: str
+    status: InvoiceStatus
+    lines: list[InvoiceLine]
+    total_usd: Decimal
+    stripe_invoice_id: str | None
+    pdf_url: str | None
+
+    @classmethod
+    def from_view(cls, view: InvoiceView, *, viewer_user_id: int) -> Invoice:
+        query = "" if view.user_id == viewer_user_id else f"?user_id={view.user_id}"
+        return cls(
+            number=view.number,
+            month=view.month,
+            status=InvoiceStatus(view.status),
+            lines=[InvoiceLine.from_value(line) for line in view.lines],
+            total_usd=view.total_usd,
+            stripe_invoice_id=view.stripe_invoice_id,
+            pdf_url=f"/api/invoices/{view.month}.pdf{query}",
+        )

@@ -1,0 +1,280 @@
+"""Plans, re-rating, invoices and Stripe, end to end: callbacks in, invoices and Stripe requests out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from tests.factories import add_agent, auth, call_events, graphql, post_callback, server_env
+from tests.fake_stripe import start_fake_stripe
+
+ADMIN = auth(1, admin=True)
+JANUARY = datetime(2026, 1, 10, 9, tzinfo=UTC)
+CREATE_PLAN = "mutation($p: PlanInput!) { createPlan(input: $p) { id name kind } }"
+ASSIGN = (
+    "mutation($u: ID!, $p: ID!, $m: String!) { assignPlan(userId: $u, planId: $p, fromMonth: $m) { id } }"
+)
+MONTH = """query($u: ID, $m: String!) { usage(userId: $u) { month(month: $m) { totalCalls totalSeconds
+  usageChargeUsd fixedFeeUsd totalCostUsd plan { id name kind } } } }"""
+INVOICE = """query($u: ID, $m: String!) { usage(userId: $u) { invoice(month: $m) { number month status
+  totalUsd stripeInvoiceId pdfUrl lines { position description quantity unitPriceUsd amountUsd } } } }"""
+CALLS = """query($u: ID) { usage(userId: $u) { calls(first: 500) { edges { node { costUsd } } } } }"""
+
+TIERS = [
+    {"upToMinutes": 500, "ratePerMinute": "0.06"},
+    {"upToMinutes": 2000, "ratePerMinute": "0.04"},
+    {"upToMinutes": None, "ratePerMinute": "0.02"},
+]
+PLANS = {
+    "graduated": {"name": "Tiered", "kind": "GRADUATED", "tiers": TIERS},
+    "volume": {"name": "Volume", "kind": "VOLUME", "tiers": TIERS},
+    "subscription": {
+        "name": "Pro",
+        "kind": "SUBSCRIPTION",
+        "monthlyFeeUsd": "49",
+        "includedMinutes": 1000,
+        "overageRatePerMinute": "0.05",
+    },
+    "per-minute": {
+        "name": "Per minute",
+        "kind": "PAY_AS_YOU_GO",
+        "ratePerMinute": "0.05",
+        "billingIncrementSeconds": 60,
+    },
+}
+
+
+async def create_plan(client, spec: dict) -> str:
+    body = await graphql(client, CREATE_PLAN, {"p": spec}, headers=ADMIN)
+    assert "errors" not in body, body
+    return body["data"]["createPlan"]["id"]
+
+
+async def send_calls(client, server, *, number: str, durations: list[int], start: datetime, prefix: str):
+    for index, duration in enumerate(durations):
+        sid = f"CA{prefix}{index:030x}"[:34]
+        for form in call_events(
+            sid, answered_at=start + timedelta(hours=index), duration=duration, to=number
+        ):
+            assert (await post_callback(client, server.base_url, form)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "plan, durations, usage_charge, fee",
+    [
+        ("graduated", [60 * 1250, 60 * 1250], "100.00", "0.00"),
+        ("volume", [60 * 1250, 60 * 1250], "50.00", "0.00"),
+        ("subscription", [60 * 700, 60 * 500], "10.00", "49.00"),
+        ("per-minute", [61, 61, 1], "0.25", "0.00"),
+    ],
+)
+async def test_a_user_on_each_plan_is_billed_by_it(server, client, plan, durations, usage_charge, fee):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    plan_id = await create_plan(client, PLANS[plan])
+    assert "errors" not in await graphql(
+        client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-01"}, headers=ADMIN
+    )
+    await send_calls(client, server, number="+15550000002", durations=durations, start=JANUARY, prefix="a")
+    month = (await graphql(client, MONTH, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["month"]
+    assert month["usageChargeUsd"] == usage_charge and month["fixedFeeUsd"] == fee
+    assert Decimal(month["totalCostUsd"]) == Decimal(usage_charge) + Decimal(fee)
+    assert month["plan"] == {"id": plan_id, "name": PLANS[plan]["name"], "kind": PLANS[plan]["kind"]}
+    costs = (await graphql(client, CALLS, headers=auth(2)))["data"]["usage"]["calls"]["edges"]
+    assert sum(Decimal(edge["node"]["costUsd"]) for edge in costs) == Decimal(usage_charge)
+    draft = (await graphql(client, INVOICE, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    assert draft["status"] == "DRAFT" and draft["number"] is None
+    assert Decimal(draft["totalUsd"]) == Decimal(usage_charge) + Decimal(fee)
+    assert sum(Decimal(line["amountUsd"]) for line in draft["lines"]) == Decimal(draft["totalUsd"])
+    finalized = await graphql(
+        client,
+        'mutation { finalizeInvoices(month: "2026-01") { number month status totalUsd } }',
+        headers=ADMIN,
+    )
+    (invoice,) = finalized["data"]["finalizeInvoices"]
+    assert invoice["status"] == "FINALIZED" and invoice["number"].startswith("CM-202601-")
+    assert invoice["totalUsd"] == draft["totalUsd"]
+
+
+async def test_calls_inside_the_included_minutes_cost_nothing(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    plan_id = await create_plan(client, PLANS["subscription"])
+    await graphql(client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-01"}, headers=ADMIN)
+    await send_calls(
+        client, server, number="+15550000002", durations=[60 * 999, 120], start=JANUARY, prefix="b"
+    )
+    costs = [
+        edge["node"]["costUsd"]
+        for edge in (await graphql(client, CALLS, headers=auth(2)))["data"]["usage"]["calls"]["edges"]
+    ]
+    assert sorted(costs) == ["0.00", "0.05"]  # the second call crosses 1000 min by one minute
+
+
+async def test_assigning_a_plan_re_rates_the_month_exactly(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    await send_calls(
+        client,
+        server,
+        number="+15550000002",
+        durations=[60 * 1000, 60 * 1000, 60 * 500],
+        start=JANUARY,
+        prefix="c",
+    )
+    before = (await graphql(client, MONTH, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["month"]
+    assert before["usageChargeUsd"] == "125.00" and before["plan"]["id"] == "default"
+    plan_id = await create_plan(client, PLANS["graduated"])
+    await graphql(client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-01"}, headers=ADMIN)
+    after = (await graphql(client, MONTH, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["month"]
+    assert after["usageChargeUsd"] == "100.00" and after["totalCalls"] == 3
+    costs = [
+        Decimal(edge["node"]["costUsd"])
+        for edge in (await graphql(client, CALLS, headers=auth(2)))["data"]["usage"]["calls"]["edges"]
+    ]
+    assert sorted(costs) == [Decimal("10.00"), Decimal("40.00"), Decimal("50.00")]
+
+
+async def test_a_late_event_after_finalization_becomes_an_adjustment(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    await send_calls(client, server, number="+15550000002", durations=[600], start=JANUARY, prefix="d")
+    finalized = await graphql(
+        client, 'mutation { finalizeInvoices(month: "2026-01") { number totalUsd } }', headers=ADMIN
+    )
+    (january,) = finalized["data"]["finalizeInvoices"]
+    assert january["totalUsd"] == "0.50"
+    # A call of January whose callbacks arrive only now.
+    await send_calls(client, server, number="+15550000002", durations=[120], start=JANUARY, prefix="e")
+    again = (await graphql(client, INVOICE, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    assert (
+        again["status"] == "FINALIZED"
+        and again["totalUsd"] == "0.50"
+        and again["number"] == january["number"]
+    )
+    february = (await graphql(client, INVOICE, {"m": "2026-02"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    adjustment = [
+        line for line in february["lines"] if line["description"].startswith("Adjustment for 2026-01")
+    ]
+    assert len(adjustment) == 1 and adjustment[0]["amountUsd"] == "0.10"
+    assert "+1 call" in adjustment[0]["description"]
+    finalized = await graphql(
+        client, 'mutation { finalizeInvoices(month: "2026-02") { month totalUsd } }', headers=ADMIN
+    )
+    assert finalized["data"]["finalizeInvoices"] == [{"month": "2026-02", "totalUsd": "0.10"}]
+    march = (await graphql(client, INVOICE, {"m": "2026-03"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    assert not [line for line in march["lines"] if line["description"].startswith("Adjustment")]
+
+
+async def test_pricing_input_errors_and_permissions(server, client):
+    body = await graphql(client, CREATE_PLAN, {"p": PLANS["graduated"]}, headers=auth(2))
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    bad_tiers = {**PLANS["graduated"], "tiers": [{"upToMinutes": 500, "ratePerMinute": "0.06"}]}
+    for spec in (
+        bad_tiers,
+        {"name": "x", "kind": "PAY_AS_YOU_GO"},
+        {"name": "x", "kind": "PAY_AS_YOU_GO", "ratePerMinute": "-1"},
+    ):
+        body = await graphql(client, CREATE_PLAN, {"p": spec}, headers=ADMIN)
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", spec
+    body = await graphql(client, ASSIGN, {"u": "2", "p": "999", "m": "2026-01"}, headers=ADMIN)
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    body = await graphql(client, ASSIGN, {"u": "2", "p": "1", "m": "Jan"}, headers=ADMIN)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    this_month = datetime.now(UTC).strftime("%Y-%m")
+    body = await graphql(
+        client, f'mutation {{ finalizeInvoices(month: "{this_month}") {{ month }} }}', headers=ADMIN
+    )
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    body = await graphql(client, INVOICE, {"u": "3", "m": "2026-01"}, headers=auth(2))
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_invoice_pdf_over_rest(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    await send_calls(client, server, number="+15550000002", durations=[600], start=JANUARY, prefix="f")
+    response = await client.get("/api/invoices/2026-01.pdf", headers=auth(2))
+    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    assert (await client.get("/api/invoices/2026-01.pdf?user_id=3", headers=auth(2))).status_code == 403
+    assert (await client.get("/api/invoices/2026-01.pdf")).status_code == 401
+    assert (await client.get("/api/invoices/2026-1.pdf", headers=auth(2))).status_code == 400
+
+
+def cli(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "callmeter", *args], env=env, cwd=cwd, capture_output=True, timeout=120
+    )
+
+
+async def test_cli_plans_invoices_and_stripe_push_with_idempotency(server, client, tmp_path):
+    fake, stripe_server = start_fake_stripe()
+    env = server_env(
+        server.database_url,
+        STRIPE_API_KEY="sk_test_callmeter",
+        STRIPE_API_BASE=f"http://127.0.0.1:{stripe_server.server_port}",
+    )
+    try:
+        await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+        made = cli(
+            [
+                "plan",
+                "add",
+                "--name",
+                "Pro",
+                "--kind",
+                "subscription",
+                "--fee",
+                "49",
+                "--included",
+                "1000",
+                "--overage",
+                "0.05",
+            ],
+            env,
+            tmp_path,
+        )
+        assert made.returncode == 0, made.stderr
+        plan_id = made.stdout.decode().split()[1]
+        assigned = cli(
+            ["plan", "assign", "--user", "2", "--plan", plan_id, "--from", "2026-01"], env, tmp_path
+        )
+        assert assigned.returncode == 0, assigned.stderr
+        await send_calls(
+            client, server, number="+15550000002", durations=[60 * 1200], start=JANUARY, prefix="g"
+        )
+        draft = json.loads(cli(["invoice", "--month", "2026-01", "--format", "json"], env, tmp_path).stdout)
+        assert [(invoice["status"], invoice["total_usd"]) for invoice in draft] == [("DRAFT", "59.00")]
+        csv_out = cli(["invoice", "--month", "2026-01", "--user", "2", "--format", "csv"], env, tmp_path)
+        assert b"Overage beyond 1000 included min" in csv_out.stdout
+        # The first push fails at finalization; the retry must reuse every idempotency key.
+        fake.fail_once.add("/finalize")
+        failed = cli(["invoice", "--month", "2026-01", "--finalize", "--stripe"], env, tmp_path)
+        assert failed.returncode != 0
+        assert failed.stderr.decode().count("\n") == 1 and b"Stripe" in failed.stderr
+        first_keys = [request.idempotency_key for request in fake.requests]
+        pushed = cli(["invoice", "--month", "2026-01", "--stripe", "--format", "json"], env, tmp_path)
+        assert pushed.returncode == 0, pushed.stderr
+        (invoice,) = json.loads(pushed.stdout)
+        retry_keys = [request.idempotency_key for request in fake.requests[len(first_keys) :]]
+        assert retry_keys == first_keys and None not in first_keys
+        assert invoice["status"] == "FINALIZED" and invoice["stripe_invoice_id"].startswith("in_")
+        items = [request.form for request in fake.posts("/v1/invoiceitems")]
+        assert sorted(int(item["amount"]) for item in items[:2]) == [1000, 4900]  # cents
+        assert {item["currency"] for item in items} == {"usd"}
+        assert fake.requests[0].authorization == "Bearer sk_test_callmeter"
+        # Pushed once: a third run sends nothing more.
+        count = len(fake.requests)
+        assert cli(["invoice", "--month", "2026-01", "--stripe"], env, tmp_path).returncode == 0
+        assert len(fake.requests) == count
+        text = cli(["invoice", "--month", "2026-01"], env, tmp_path).stdout.decode()
+        assert "Stripe invoice in_" in text and "$59.00" in text
+        pdf = cli(["invoice", "--month", "2026-01", "--format", "pdf"], env, tmp_path)
+        assert pdf.stdout.startswith(b"%PDF")
+        gql = (await graphql(client, INVOICE, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["invoice"]
+        assert gql["stripeInvoiceId"] == invoice["stripe_invoice_id"]
+        bad = cli(["plan", "add", "--name", "x", "--kind", "graduated", "--tier", "500"], env, tmp_path)
+        assert bad.returncode != 0 and bad.stderr.decode().count("\n") == 1
+    finally:
+        stripe_server.shutdown()
