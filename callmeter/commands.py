@@ -2,50 +2,48 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 
 from callmeter.billing.plans import Plan, pay_as_you_go
 from callmeter.db import agents
-from callmeter.db import invoices as db_invoices
 from callmeter.db import plans as db_plans
 from callmeter.db.agents import AgentRow
 from callmeter.db.connection import Database
 from callmeter.db.migrate import migrate
 from callmeter.months import Month
 from callmeter.resolvers.agents import validate_agent
-from callmeter.resolvers.invoices import InvoiceView, draft_invoice, finalize_month
+from callmeter.resolvers.invoices import InvoiceView, finalize_month, month_invoices
 from callmeter.resolvers.plans import assign_plan, create_plan
 from callmeter.settings import Settings
 from callmeter.stripe_push import push_invoice
 
 
-async def open_database(settings: Settings) -> Database:
-    """Connect, migrating the embedded database first so a fresh machine just works."""
+@asynccontextmanager
+async def opened_database(settings: Settings) -> AsyncIterator[Database]:
+    """Connected, migrating the embedded database first so a fresh machine just works."""
     if settings.is_sqlite:
         migrate(settings.database_url)
     db = Database(settings.database_url, min_size=1, max_size=2)
     await db.connect()
-    return db
+    try:
+        yield db
+    finally:
+        await db.disconnect()
 
 
 async def add_agent(settings: Settings, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:
     name, cleaned = validate_agent(name, numbers)
-    db = await open_database(settings)
-    try:
+    async with opened_database(settings) as db:
         async with db.transaction() as conn:
             return await agents.insert_agent(conn, user_id=user_id, name=name, numbers=cleaned)
-    finally:
-        await db.disconnect()
 
 
 async def list_all_agents(settings: Settings) -> list[AgentRow]:
-    db = await open_database(settings)
-    try:
+    async with opened_database(settings) as db:
         async with db.connection() as conn:
             return await agents.fetch_agents(conn)
-    finally:
-        await db.disconnect()
 
 
 async def invoice_views(
@@ -53,22 +51,12 @@ async def invoice_views(
 ) -> list[InvoiceView]:
     """The invoices of a month (finalized ones, else live drafts), optionally finalized and pushed."""
     default_plan = pay_as_you_go(settings.price_per_minute)
-    db = await open_database(settings)
-    try:
+    async with opened_database(settings) as db:
         if finalize:
             views = await finalize_month(db, month=month, default_plan=default_plan, user_id=user_id)
         else:
             async with db.connection() as conn:
-                users = [user_id] if user_id else await db_invoices.users_to_invoice(conn, month=str(month))
-                views = []
-                for user in users:
-                    found = await db_invoices.fetch_invoices(conn, user_id=user, month=str(month))
-                    if found:
-                        views.append(InvoiceView.finalized(found[0]))
-                        continue
-                    draft = await draft_invoice(conn, user_id=user, month=month, default_plan=default_plan)
-                    if user_id or not draft.owes_nothing:
-                        views.append(draft.view)
+                views = await month_invoices(conn, month=month, user_id=user_id, default_plan=default_plan)
         if push_to_stripe:
             pushed = []
             for view in views:
@@ -76,21 +64,15 @@ async def invoice_views(
                 pushed.append(replace(view, stripe_invoice_id=stripe_id))
             views = pushed
         return views
-    finally:
-        await db.disconnect()
 
 
 async def add_plan(settings: Settings, plan: Plan) -> Plan:
-    db = await open_database(settings)
-    try:
+    async with opened_database(settings) as db:
         return await create_plan(db, plan)
-    finally:
-        await db.disconnect()
 
 
 async def assign_plan_to_user(settings: Settings, *, user_id: int, plan_id: int, from_month: Month) -> Plan:
-    db = await open_database(settings)
-    try:
+    async with opened_database(settings) as db:
         return await assign_plan(
             db,
             user_id=user_id,
@@ -98,14 +80,9 @@ async def assign_plan_to_user(settings: Settings, *, user_id: int, plan_id: int,
             from_month=from_month,
             default_plan=pay_as_you_go(settings.price_per_minute),
         )
-    finally:
-        await db.disconnect()
 
 
 async def all_plans(settings: Settings) -> list[Plan]:
-    db = await open_database(settings)
-    try:
+    async with opened_database(settings) as db:
         async with db.connection() as conn:
             return await db_plans.list_plans(conn)
-    finally:
-        await db.disconnect()

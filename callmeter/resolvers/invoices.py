@@ -116,6 +116,23 @@ async def invoices_of(conn: Connection, *, user_id: int, default_plan: Plan) -> 
     return [draft, *(view for view in finalized if view.month != str(current))]
 
 
+async def month_invoices(
+    conn: Connection, *, month: Month, user_id: int | None, default_plan: Plan
+) -> list[InvoiceView]:
+    """A month's invoices: the finalized ones, else live drafts for the users who owe something."""
+    users = [user_id] if user_id else await invoices.users_to_invoice(conn, month=str(month))
+    views = []
+    for user in users:
+        found = await invoices.fetch_invoices(conn, user_id=user, month=str(month))
+        if found:
+            views.append(InvoiceView.finalized(found[0]))
+            continue
+        draft = await draft_invoice(conn, user_id=user, month=month, default_plan=default_plan)
+        if user_id or not draft.owes_nothing:
+            views.append(draft.view)
+    return views
+
+
 async def finalize_month(
     db: Database, *, month: Month, default_plan: Plan, user_id: int | None = None
 ) -> list[InvoiceView]:
