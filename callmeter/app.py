@@ -13,6 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from callmeter import rest
 from callmeter.billing.plans import pay_as_you_go
+from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
 from callmeter.db.migrate import migrate
 from callmeter.errors import CallmeterError, DatabaseUnavailableError
@@ -51,9 +52,12 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
             migrate(settings.database_url)
         app.state.db = Database(settings.database_url)
         await app.state.db.connect()
+        app.state.bus = LiveBus(app.state.db)
+        await app.state.bus.start()
         try:
             yield
         finally:
+            await app.state.bus.stop()
             await app.state.db.disconnect()
 
     graphql = make_graphql_app()

@@ -19,7 +19,9 @@ from callmeter.billing.plans import Plan, billable_seconds
 from callmeter.billing.rating import rate_call
 from callmeter.db import calls, events, plans, usage
 from callmeter.db.agents import find_agent_owner
+from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Connection, Database, lock_user_billing
+from callmeter.db.live import LiveEvent
 from callmeter.db.tables import call_usage
 from callmeter.db.types import to_utc
 from callmeter.db.usage import MonthlyUsageRow
@@ -37,8 +39,15 @@ class RecordOutcome:
 
 
 async def record_status_callback(
-    db: Database, *, event: StatusCallback, form: Mapping[str, str], agent_id: int | None, default_plan: Plan
+    db: Database,
+    *,
+    event: StatusCallback,
+    form: Mapping[str, str],
+    agent_id: int | None,
+    default_plan: Plan,
+    bus: LiveBus | None = None,
 ) -> RecordOutcome:
+    announced = None
     async with db.transaction() as conn:
         owner, call_exists = await _find_owner(conn, event=event, agent_id=agent_id)
         event_id = await events.insert_event(
@@ -50,7 +59,19 @@ async def record_status_callback(
             return RecordOutcome(stored=True, attributed=False)
         if not call_exists:
             await _insert_call(conn, event=event, owner=owner)
-        return await _advance_call(conn, event=event, owner=owner, default_plan=default_plan)
+        outcome = await _advance_call(conn, event=event, owner=owner, default_plan=default_plan)
+        if bus is not None and outcome.call is not None and outcome.change is not None:
+            announced = LiveEvent(
+                user_id=outcome.call.user_id,
+                call_id=outcome.call.id,
+                kind=outcome.change.value,
+                month=outcome.month_usage.month if outcome.month_usage else None,
+                event_id=event_id,
+            )
+            await bus.announce(conn, announced)
+    if announced is not None and bus is not None:
+        bus.committed(announced)
+    return outcome
 
 
 async def _find_owner(

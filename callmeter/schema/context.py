@@ -11,6 +11,7 @@ from callmeter.auth import Viewer
 from callmeter.billing.plans import Plan
 from callmeter.db import agents
 from callmeter.db.agents import AgentRow
+from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
 from callmeter.resolvers.scope import require_viewer
 from callmeter.settings import Settings
@@ -22,10 +23,16 @@ class Context:
     settings: Settings
     default_plan: Plan
     viewer: Viewer | None
+    bus: LiveBus
     auth_error: str | None = None
+    connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
     agent_loader: DataLoader[int, AgentRow | None] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.renew_loaders()
+
+    def renew_loaders(self) -> None:
+        """Fresh per-operation loaders (a WebSocket keeps one context for its whole life)."""
         self.agent_loader = DataLoader(self._load_agents)
 
     def require_viewer(self) -> Viewer:

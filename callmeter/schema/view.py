@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import strawberry
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET, UnsetType
 
 from callmeter.auth import viewer_from_authorization
 from callmeter.errors import UnauthenticatedError
 from callmeter.schema.context import Context
 from callmeter.schema.root import Mutation, Query
+from callmeter.schema.subscriptions import Subscription
 
-schema = strawberry.Schema(query=Query, mutation=Mutation)
+schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -33,8 +37,25 @@ class GraphQLApp(GraphQL[Context, None]):
             default_plan=state.default_plan,
             viewer=viewer,
             auth_error=auth_error,
+            bus=state.bus,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | None:
+        """WebSockets authenticate with `{"Authorization": "Bearer <JWT>"}` in connection_init."""
+        params = context.connection_params or {}
+        header = next((value for key, value in params.items() if key.lower() == "authorization"), None)
+        try:
+            context.viewer = viewer_from_authorization(context.settings, str(header) if header else None)
+        except UnauthenticatedError:
+            raise ConnectionRejectionError() from None
+        return UNSET
 
 
 def make_graphql_app() -> GraphQLApp:
-    return GraphQLApp(schema, graphql_ide="graphiql")
+    return GraphQLApp(
+        schema,
+        graphql_ide="graphiql",
+        keep_alive=True,
+        keep_alive_interval=15,
+        connection_init_wait_timeout=timedelta(seconds=10),
+    )

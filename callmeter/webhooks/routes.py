@@ -71,7 +71,12 @@ async def twilio_status_callback(request: Request) -> Response:
         return PlainTextResponse(f"{exc}\n", status_code=400)
     try:
         outcome = await record_status_callback(
-            state.db, event=event, form=form, agent_id=agent_id, default_plan=state.default_plan
+            state.db,
+            event=event,
+            form=form,
+            agent_id=agent_id,
+            default_plan=state.default_plan,
+            bus=state.bus,
         )
     except DatabaseUnavailableError as exc:
         log.error("call %s: not recorded, database unavailable: %s", event.call_sid, exc)

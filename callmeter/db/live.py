@@ -1,0 +1,74 @@
+"""What a live update says, and the table it can be recovered from after a missed notification."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import select, text
+
+from callmeter.db.connection import Connection
+from callmeter.db.tables import call_usage, webhook_events
+
+CHANNEL = "callmeter_live"
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """A committed change to one call. Ids only: subscribers re-read what they may see."""
+
+    user_id: int
+    call_id: int
+    kind: str  # STARTED, UPDATED or ENDED
+    month: str | None  # set when a completed call changed this month's usage
+    event_id: int  # the webhook event that caused it: where catch-up resumes
+
+    def to_payload(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_payload(cls, payload: str) -> LiveEvent:
+        return cls(**json.loads(payload))
+
+
+async def notify(conn: Connection, event: LiveEvent) -> None:
+    """Announce a change; PostgreSQL delivers it to listeners only if the transaction commits."""
+    await conn.execute(
+        text("SELECT pg_notify(:channel, :payload)").bindparams(channel=CHANNEL, payload=event.to_payload())
+    )
+
+
+async def changes_since(conn: Connection, *, event_id: int, limit: int = 10_000) -> list[LiveEvent]:
+    """The calls changed by events stored after `event_id`, as they stand now (for catch-up)."""
+    query = (
+        select(
+            webhook_events.c.id,
+            call_usage.c.id.label("call_id"),
+            call_usage.c.user_id,
+            call_usage.c.status,
+            call_usage.c.month,
+        )
+        .join(call_usage, call_usage.c.call_sid == webhook_events.c.call_sid)
+        .where(webhook_events.c.id > event_id)
+        .order_by(webhook_events.c.id)
+        .limit(limit)
+    )
+    events = []
+    for row in await conn.fetch_all(query):
+        final = row["status"] != "active"
+        events.append(
+            LiveEvent(
+                user_id=row["user_id"],
+                call_id=row["call_id"],
+                kind="ENDED" if final else "UPDATED",
+                month=row["month"] if row["status"] == "completed" else None,
+                event_id=row["id"],
+            )
+        )
+    return events
+
+
+async def last_event_id(conn: Connection) -> int:
+    return (
+        await conn.fetch_val(select(webhook_events.c.id).order_by(webhook_events.c.id.desc()).limit(1)) or 0
+    )

@@ -1,0 +1,84 @@
+"""Live subscriptions. Each re-reads, scoped to the user it is allowed to see, what the bus says changed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from enum import Enum
+
+import strawberry
+
+from callmeter.db import calls
+from callmeter.db.bus import RESYNC
+from callmeter.months import Month
+from callmeter.resolvers import usage as usage_resolvers
+from callmeter.resolvers.scope import target_user
+from callmeter.schema.context import Context
+from callmeter.schema.types import Call, MonthlyUsage
+
+
+@strawberry.enum
+class CallEventKind(Enum):
+    STARTED = "STARTED"
+    UPDATED = "UPDATED"
+    ENDED = "ENDED"
+
+
+@strawberry.type
+class CallEvent:
+    kind: CallEventKind
+    call: Call
+
+
+async def _active_calls(ctx: Context, user_id: int) -> list[Call]:
+    ctx.renew_loaders()  # the context lives as long as the connection: never serve stale agents
+    async with ctx.db.connection() as conn:
+        return [Call.from_row(row) for row in await calls.list_active_calls(conn, user_id=user_id)]
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def active_calls(
+        self, info: strawberry.Info[Context, None], user_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[list[Call], None]:
+        ctx = info.context
+        owner = target_user(ctx.require_viewer(), user_id)
+        async with ctx.bus.subscribe(owner) as inbox:
+            yield await _active_calls(ctx, owner)
+            while True:
+                await inbox.burst()  # a burst of changes is one new list
+                yield await _active_calls(ctx, owner)
+
+    @strawberry.subscription
+    async def call_events(
+        self, info: strawberry.Info[Context, None], user_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[CallEvent, None]:
+        ctx = info.context
+        owner = target_user(ctx.require_viewer(), user_id)
+        async with ctx.bus.subscribe(owner) as inbox:
+            while True:
+                change = await inbox.get()
+                if change is RESYNC:
+                    continue
+                ctx.renew_loaders()
+                async with ctx.db.connection() as conn:
+                    (row,) = await calls.fetch_calls_by_ids(conn, ids=[change.call_id]) or (None,)
+                if row is not None and row.user_id == owner:
+                    yield CallEvent(kind=CallEventKind(change.kind), call=Call.from_row(row))
+
+    @strawberry.subscription
+    async def usage_updated(
+        self, info: strawberry.Info[Context, None], user_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[MonthlyUsage, None]:
+        ctx = info.context
+        owner = target_user(ctx.require_viewer(), user_id)
+        async with ctx.bus.subscribe(owner) as inbox:
+            while True:
+                change = await inbox.get()
+                if change is RESYNC or change.month is None:
+                    continue
+                async with ctx.db.connection() as conn:
+                    summary = await usage_resolvers.month_summary(
+                        conn, user_id=owner, month=Month.parse(change.month), default_plan=ctx.default_plan
+                    )
+                yield MonthlyUsage.from_summary(summary)
