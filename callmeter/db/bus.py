@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -24,6 +25,7 @@ from callmeter.db.live import LiveEvent
 
 log = logging.getLogger("callmeter.bus")
 
+T = TypeVar("T")
 RESYNC = None  # put in every inbox after a reconnect: "re-read everything"
 INBOX_SIZE = 1000
 HEALTH_CHECK_SECONDS = 5.0
@@ -58,6 +60,8 @@ class LiveBus:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._inboxes: dict[int, set[Inbox]] = defaultdict(set)
+        self._versions: dict[int, int] = defaultdict(int)
+        self._shared: dict[tuple[int, str], tuple[int, asyncio.Future[Any]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._last_event_id = 0
         self.connected = asyncio.Event()
@@ -76,16 +80,36 @@ class LiveBus:
             self._inboxes[user_id].discard(inbox)
             if not self._inboxes[user_id]:
                 del self._inboxes[user_id]
+                for key in [key for key in self._shared if key[0] == user_id]:
+                    del self._shared[key]
 
     def dispatch(self, event: LiveEvent) -> None:
         self._last_event_id = max(self._last_event_id, event.event_id)
+        self._versions[event.user_id] += 1
         for inbox in list(self._inboxes.get(event.user_id, ())):
             inbox.put(event)
 
     def resync_all(self) -> None:
+        for user_id in list(self._versions):
+            self._versions[user_id] += 1
         for inboxes in list(self._inboxes.values()):
             for inbox in list(inboxes):
                 inbox.put(RESYNC)
+
+    async def shared_read(self, user_id: int, name: str, read: Callable[[], Awaitable[T]]) -> T:
+        """One read per user and change, shared by every subscriber of that user in this process.
+
+        A thousand dashboards of one customer cost one query per change, not a thousand.
+        """
+        version = self._versions[user_id]
+        cached = self._shared.get((user_id, name))
+        if cached is None or cached[0] != version or (cached[1].done() and cached[1].exception()):
+            future: asyncio.Future[Any] = asyncio.ensure_future(read())
+            self._shared[(user_id, name)] = (version, future)
+            cached = (version, future)
+        if not self._inboxes.get(user_id):
+            self._shared.pop((user_id, name), None)
+        return await asyncio.shield(cached[1])
 
     async def announce(self, conn: object, event: LiveEvent) -> None:
         """Inside the recording transaction: NOTIFY on PostgreSQL (SQLite publishes after commit)."""

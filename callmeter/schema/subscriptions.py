@@ -7,8 +7,10 @@ from enum import Enum
 
 import strawberry
 
-from callmeter.db import calls
+from callmeter.db import agents, calls
+from callmeter.db.agents import AgentRow
 from callmeter.db.bus import RESYNC
+from callmeter.db.calls import CallRow
 from callmeter.months import Month
 from callmeter.resolvers import usage as usage_resolvers
 from callmeter.resolvers.scope import target_user
@@ -30,9 +32,17 @@ class CallEvent:
 
 
 async def _active_calls(ctx: Context, user_id: int) -> list[Call]:
+    async def read() -> tuple[list[CallRow], dict[int, AgentRow]]:
+        async with ctx.db.connection() as conn:
+            rows = await calls.list_active_calls(conn, user_id=user_id)
+            ids = sorted({row.agent_id for row in rows if row.agent_id is not None})
+            found = await agents.fetch_agents(conn, ids=ids) if ids else []
+        return rows, {agent.id: agent for agent in found}
+
+    rows, agents_by_id = await ctx.bus.shared_read(user_id, "active_calls", read)
     ctx.renew_loaders()  # the context lives as long as the connection: never serve stale agents
-    async with ctx.db.connection() as conn:
-        return [Call.from_row(row) for row in await calls.list_active_calls(conn, user_id=user_id)]
+    ctx.agent_loader.prime_many(agents_by_id)
+    return [Call.from_row(row) for row in rows]
 
 
 @strawberry.type
