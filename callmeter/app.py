@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,6 +55,12 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
         await app.state.db.connect()
         app.state.bus = LiveBus(app.state.db)
         await app.state.bus.start()
+        # Everything built so far (libraries, the schema) lives as long as the process: exempt it
+        # from collection, or each full collection scans it all (pauses of 150+ ms were measured).
+        gc.collect()
+        gc.freeze()
+        # Fewer, larger young collections: a full collection then comes rarely (defaults: 700, 10, 10).
+        gc.set_threshold(20_000, 20, 20)
         try:
             yield
         finally:

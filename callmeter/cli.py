@@ -84,6 +84,8 @@ def serve(
         forwarded_allow_ips=forwarded_allow_ips,
         log_level="info",
         access_log=False,
+        # Dashboard frames are small: compression would cost CPU and a zlib state per connection.
+        ws_per_message_deflate=False,
     )
 
 

@@ -109,6 +109,8 @@ class LiveBus:
             cached = (version, future)
         if not self._inboxes.get(user_id):
             self._shared.pop((user_id, name), None)
+        if cached[1].done():
+            return cached[1].result()  # the common case, cheaply: a thousand subscribers ask at once
         return await asyncio.shield(cached[1])
 
     async def announce(self, conn: object, event: LiveEvent) -> None:

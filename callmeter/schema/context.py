@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from strawberry.dataloader import DataLoader
 
 from callmeter.auth import Viewer
 from callmeter.billing.plans import Plan
 from callmeter.db import agents
-from callmeter.db.agents import AgentRow
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
 from callmeter.resolvers.scope import require_viewer
 from callmeter.settings import Settings
+
+if TYPE_CHECKING:
+    from callmeter.schema.types import Agent
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Context:
     bus: LiveBus
     auth_error: str | None = None
     connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
-    agent_loader: DataLoader[int, AgentRow | None] = field(init=False)
+    agent_loader: DataLoader[int, Agent | None] = field(init=False)
 
     def __post_init__(self) -> None:
         self.renew_loaders()
@@ -38,7 +41,9 @@ class Context:
     def require_viewer(self) -> Viewer:
         return require_viewer(self.viewer, self.auth_error)
 
-    async def _load_agents(self, ids: Sequence[int]) -> list[AgentRow | None]:
+    async def _load_agents(self, ids: Sequence[int]) -> list[Agent | None]:
+        from callmeter.schema.types import Agent
+
         async with self.db.connection() as conn:
-            found = {row.id: row for row in await agents.fetch_agents(conn, ids=ids)}
+            found = {row.id: Agent.from_row(row) for row in await agents.fetch_agents(conn, ids=ids)}
         return [found.get(agent_id) for agent_id in ids]

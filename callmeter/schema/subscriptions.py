@@ -8,14 +8,12 @@ from enum import Enum
 import strawberry
 
 from callmeter.db import agents, calls
-from callmeter.db.agents import AgentRow
 from callmeter.db.bus import RESYNC
-from callmeter.db.calls import CallRow
 from callmeter.months import Month
 from callmeter.resolvers import usage as usage_resolvers
 from callmeter.resolvers.scope import target_user
 from callmeter.schema.context import Context
-from callmeter.schema.types import Call, MonthlyUsage
+from callmeter.schema.types import Agent, Call, MonthlyUsage
 
 
 @strawberry.enum
@@ -32,17 +30,17 @@ class CallEvent:
 
 
 async def _active_calls(ctx: Context, user_id: int) -> list[Call]:
-    async def read() -> tuple[list[CallRow], dict[int, AgentRow]]:
+    """The user's active calls, read and built once per change for all their subscribers here."""
+
+    async def read() -> list[Call]:
         async with ctx.db.connection() as conn:
             rows = await calls.list_active_calls(conn, user_id=user_id)
             ids = sorted({row.agent_id for row in rows if row.agent_id is not None})
             found = await agents.fetch_agents(conn, ids=ids) if ids else []
-        return rows, {agent.id: agent for agent in found}
+        by_id = {agent.id: Agent.from_row(agent) for agent in found}
+        return [Call.from_row(row, by_id.get(row.agent_id or 0)) for row in rows]
 
-    rows, agents_by_id = await ctx.bus.shared_read(user_id, "active_calls", read)
-    ctx.renew_loaders()  # the context lives as long as the connection: never serve stale agents
-    ctx.agent_loader.prime_many(agents_by_id)
-    return [Call.from_row(row) for row in rows]
+    return await ctx.bus.shared_read(user_id, "active_calls", read)
 
 
 @strawberry.type

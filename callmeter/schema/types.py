@@ -46,17 +46,19 @@ class Call:
     started_at: datetime | None
     ended_at: datetime | None
     agent_id: strawberry.Private[int | None]
+    known_agent: strawberry.Private[Agent | None] = None  # attached when already loaded
 
     @strawberry.field
-    async def agent(self, info: strawberry.Info) -> Agent | None:
-        if self.agent_id is None:
-            return None
-        row = await info.context.agent_loader.load(self.agent_id)
-        return Agent.from_row(row) if row else None
+    def agent(self, info: strawberry.Info) -> Agent | None:
+        # Synchronous when the agent came with the call (live lists); batched by the loader otherwise.
+        if self.known_agent is not None or self.agent_id is None:
+            return self.known_agent
+        return info.context.agent_loader.load(self.agent_id)  # type: ignore[no-any-return]
 
     @classmethod
-    def from_row(cls, row: CallRow) -> Call:
+    def from_row(cls, row: CallRow, agent: Agent | None = None) -> Call:
         return cls(
+            known_agent=agent,
             id=strawberry.ID(str(row.id)),
             call_sid=row.call_sid,
             call_from=row.call_from,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import strawberry
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -14,11 +13,12 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from callmeter.auth import viewer_from_authorization
 from callmeter.errors import UnauthenticatedError
+from callmeter.schema.broadcast import Schema
 from callmeter.schema.context import Context
 from callmeter.schema.root import Mutation, Query
 from callmeter.schema.subscriptions import Subscription
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+schema = Schema(query=Query, mutation=Mutation, subscription=Subscription)
 
 
 class GraphQLApp(GraphQL[Context, None]):
