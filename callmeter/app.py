@@ -6,11 +6,13 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 
 from callmeter import rest
 from callmeter.billing.plans import pay_as_you_go
@@ -23,6 +25,13 @@ from callmeter.settings import Settings, load_settings
 from callmeter.webhooks.routes import twilio_status_callback
 
 log = logging.getLogger("callmeter")
+
+
+DASHBOARD = Path(__file__).with_name("dashboard")
+
+
+async def dashboard(request: Request) -> Response:
+    return FileResponse(DASHBOARD / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 async def healthz(request: Request) -> Response:
@@ -70,6 +79,8 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
     graphql = make_graphql_app()
     app = Starlette(
         routes=[
+            Route("/", dashboard, methods=["GET"]),
+            Mount("/dashboard", StaticFiles(directory=DASHBOARD), name="dashboard"),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/webhooks/twilio/status", twilio_status_callback, methods=["POST"]),

@@ -116,3 +116,40 @@ async def list_active_calls(conn: Connection, *, user_id: int) -> list[CallRow]:
         call_usage.c.started_at.is_not(None),
     ).order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc())
     return [CallRow.from_record(row) for row in await conn.fetch_all(query)]
+
+
+@dataclass(frozen=True)
+class AgentUsageRow:
+    agent_id: int | None
+    agent_name: str | None
+    total_calls: int
+    total_seconds: int
+    total_cost_usd: Decimal
+
+
+async def usage_by_agent(conn: Connection, *, user_id: int, month: str) -> list[AgentUsageRow]:
+    """Completed calls of a month per agent; served by the (user_id, month, month_position) index."""
+    query = (
+        select(call_usage.c.agent_id, agents.c.name, call_usage.c.duration_seconds, call_usage.c.cost_usd)
+        .outerjoin(agents, agents.c.id == call_usage.c.agent_id)
+        .where(
+            call_usage.c.user_id == user_id,
+            call_usage.c.month == month,
+            call_usage.c.month_position.is_not(None),
+            call_usage.c.status == "completed",
+        )
+    )
+    totals: dict[int | None, list] = {}
+    # Costs are added in Python: SQLite keeps money as text, and Decimal keeps it exact.
+    for row in await conn.fetch_all(query):
+        entry = totals.setdefault(row["agent_id"], [row["name"], 0, 0, Decimal(0)])
+        entry[1] += 1
+        entry[2] += row["duration_seconds"]
+        entry[3] += to_decimal(row["cost_usd"])
+    return sorted(
+        (
+            AgentUsageRow(agent_id, name, calls_, seconds, cost)
+            for agent_id, (name, calls_, seconds, cost) in totals.items()
+        ),
+        key=lambda row: (-row.total_seconds, row.agent_id or 0),
+    )

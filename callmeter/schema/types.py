@@ -144,3 +144,14 @@ class WebhookEvent:
             call_to=form.get("To"),
             direction=form.get("Direction"),
         )
+
+
+@strawberry.type
+class AgentUsage:
+    """One agent's completed calls in a month (calls whose agent was deleted have no agent)."""
+
+    agent: Agent | None
+    total_calls: int
+    total_seconds: int
+    total_minutes: float
+    total_cost_usd: Decimal

@@ -6,13 +6,16 @@ from typing import Annotated
 
 import strawberry
 
-from callmeter.db import calls
+from callmeter.billing.money import minutes_of
+from callmeter.db import agents, calls
 from callmeter.months import Month
 from callmeter.resolvers import calls as call_resolvers
 from callmeter.resolvers import invoices as invoice_resolvers
 from callmeter.resolvers import usage as usage_resolvers
 from callmeter.schema.billing import Invoice
 from callmeter.schema.types import (
+    Agent,
+    AgentUsage,
     Call,
     CallConnection,
     CallEdge,
@@ -113,6 +116,24 @@ class Usage:
             )
         viewer = ctx.require_viewer().user_id
         return [Invoice.from_view(view, viewer_user_id=viewer) for view in views]
+
+    @strawberry.field(description="Completed calls of a month per agent, most minutes first.")
+    async def agent_usage(self, info: strawberry.Info, month: str | None = None) -> list[AgentUsage]:
+        wanted = Month.parse(month) if month else Month.current()
+        async with info.context.db.connection() as conn:
+            rows = await calls.usage_by_agent(conn, user_id=self.user_id, month=str(wanted))
+            found = await agents.fetch_agents(conn, ids=[row.agent_id for row in rows if row.agent_id])
+        by_id = {agent.id: Agent.from_row(agent) for agent in found}
+        return [
+            AgentUsage(
+                agent=by_id.get(row.agent_id or 0),
+                total_calls=row.total_calls,
+                total_seconds=row.total_seconds,
+                total_minutes=float(minutes_of(row.total_seconds)),
+                total_cost_usd=row.total_cost_usd,
+            )
+            for row in rows
+        ]
 
     async def _month(self, info: strawberry.Info, month: Month) -> MonthlyUsage:
         ctx = info.context

@@ -1,0 +1,172 @@
+"""The dashboard in headless Chromium (Debian's), driven by Playwright, against a real `callmeter serve`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.factories import add_agent, auth, call_events, make_token, post_callback
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+pytestmark = pytest.mark.browser
+
+if not shutil.which(CHROMIUM) and os.environ.get("CI", "").lower() != "true":
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+
+@pytest.fixture(scope="module")
+async def browser():
+    async with playwright_api.async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser):
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    await context.close()
+    assert errors == [], errors
+
+
+def now_minus(minutes: int) -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes)
+
+
+async def seed_calls(server, client) -> None:
+    await add_agent(server.database_url, user_id=1, name="juana", numbers=["+18449263376"])
+    await add_agent(server.database_url, user_id=1, name="pedro", numbers=["+18449263377"])
+    for index, (duration, number) in enumerate(
+        [(145, "+18449263376"), (61, "+18449263377"), (600, "+18449263376")]
+    ):
+        for form in call_events(
+            f"CA{index:032x}", answered_at=now_minus(60 + index), duration=duration, to=number
+        ):
+            assert (await post_callback(client, server.base_url, form)).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_page_shows_the_same_totals_as_the_rest_api(server, client, page):
+    await seed_calls(server, client)
+    current = (await client.get("/api/usage/current", headers=auth(1))).json()
+    await page.goto(f"{server.base_url}/?token={make_token(1)}")
+    await page.wait_for_selector("#dashboard:not([hidden])")
+    assert await page.text_content("#total-calls") == str(current["total_calls"])
+    assert await page.text_content("#total-minutes") == f"{current['total_minutes']:.1f}"
+    assert await page.text_content("#total-cost") == f"${current['total_cost_usd']:.2f}"
+    assert "token=" not in page.url  # the link's token is kept, not left in the address bar
+    agents = await page.locator("#agents tr td:first-child").all_text_contents()
+    assert agents == ["juana", "pedro"]
+    assert await page.locator("#calls tr").count() == 3
+    assert await page.locator("#chart rect").count() == 12
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"), full_page=True)
+    await page.set_viewport_size({"width": 375, "height": 800})
+    await page.reload()
+    await page.wait_for_selector("#dashboard:not([hidden])")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the page scrolls sideways on a phone ({width}px)"
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+async def test_a_call_appears_live_and_leaves_when_it_completes(server, client, page):
+    await add_agent(server.database_url, user_id=1, name="juana", numbers=["+18449263376"])
+    await page.goto(f"{server.base_url}/?token={make_token(1)}")
+    await page.wait_for_selector("#live-state.on")
+    assert await page.is_visible("#live-empty")
+    events = call_events("CA" + "e" * 32, answered_at=now_minus(2), duration=120)
+    for form in events[:3]:
+        await post_callback(client, server.base_url, form)
+    row = page.locator(f'#live-calls li[data-sid="CA{"e" * 32}"]')
+    await row.wait_for()
+    first = await row.locator(".duration").text_content()
+    await page.wait_for_timeout(1200)
+    assert await row.locator(".duration").text_content() != first  # the duration ticks
+    assert re.match(r"≈ \$\d+\.\d{2,4}", await row.locator(".cost").text_content())
+    await post_callback(client, server.base_url, events[3])
+    await row.wait_for(state="detached")
+    await page.wait_for_function("document.querySelector('#total-calls').textContent === '1'")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_bad_token_shows_a_sign_in_error(server, page):
+    await page.goto(f"{server.base_url}/?token={make_token(1, secret='not-the-secret-0123456789abcdef-x')}")
+    error = page.locator("#sign-in-error")
+    await error.wait_for()
+    assert "refused" in await error.text_content()
+    assert await page.is_hidden("#dashboard")
+    await page.fill("#token", make_token(1))
+    await page.click("#sign-in-form button")
+    await page.wait_for_selector("#dashboard:not([hidden])")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_history_pages_and_filters(server, client, page):
+    await add_agent(server.database_url, user_id=1, name="juana", numbers=["+18449263376"])
+    for index in range(25):
+        for form in call_events(f"CA{index:032x}", answered_at=now_minus(200 - index), duration=30):
+            await post_callback(client, server.base_url, form)
+    busy = call_events("CA" + "f" * 32, answered_at=now_minus(1), duration=0)
+    await post_callback(client, server.base_url, {**busy[3], "CallStatus": "busy"})
+    await page.goto(f"{server.base_url}/?token={make_token(1)}")
+    await page.wait_for_selector("#dashboard:not([hidden])")
+    assert await page.locator("#calls tr").count() == 20
+    await page.click("#next-page")
+    await page.wait_for_function("document.querySelector('#page-number').textContent === 'Page 2'")
+    assert await page.locator("#calls tr").count() == 6
+    await page.click("#prev-page")
+    await page.wait_for_function("document.querySelectorAll('#calls tr').length === 20")
+    await page.select_option("#status-filter", "FAILED")
+    await page.wait_for_function("document.querySelectorAll('#calls tr').length === 1")
+    assert "failed" in await page.locator("#calls tr").first.text_content()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_service_that_is_down_says_so(server, browser):
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.route("**/graphql", lambda route: route.abort())
+    await page.goto(f"{server.base_url}/?token={make_token(1)}")
+    banner = page.locator("#banner")
+    await banner.wait_for()
+    assert "cannot be reached" in await banner.text_content()
+    await context.close()
+
+
+async def test_assets_are_served_and_local_only(server):
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        index = await http.get("/")
+        assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+        script = await http.get("/dashboard/app.js")
+        assert "javascript" in script.headers["content-type"]
+        style = await http.get("/dashboard/style.css")
+        assert style.headers["content-type"].startswith("text/css")
+    for body in (index.text, script.text, style.text):
+        assert not re.search(
+            r"(src|href)=[\"']?https?://|@import\s+url\(\s*[\"']?https?://|from [\"']https?://", body
+        )
