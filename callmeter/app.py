@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -20,6 +21,7 @@ from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
 from callmeter.db.migrate import migrate
 from callmeter.errors import CallmeterError, DatabaseUnavailableError
+from callmeter.reconciliation import reconcile_periodically
 from callmeter.schema.view import make_graphql_app
 from callmeter.settings import Settings, load_settings
 from callmeter.webhooks.routes import twilio_status_callback
@@ -70,9 +72,20 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
         gc.freeze()
         # Fewer, larger young collections: a full collection then comes rarely (defaults: 700, 10, 10).
         gc.set_threshold(20_000, 20, 20)
+        reconciler = None
+        if settings.reconcile_interval_seconds > 0:
+            reconciler = asyncio.create_task(
+                reconcile_periodically(
+                    app.state.db, settings, default_plan=app.state.default_plan, bus=app.state.bus
+                )
+            )
         try:
             yield
         finally:
+            if reconciler is not None:
+                reconciler.cancel()
+                with suppress(asyncio.CancelledError):
+                    await reconciler
             await app.state.bus.stop()
             await app.state.db.disconnect()
 
@@ -99,4 +112,5 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
 def create_served_app() -> Starlette:
     """The app `callmeter serve` runs: the CLI has already migrated the embedded database."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs every request's headers
     return create_app(migrate_on_start=False)

@@ -299,6 +299,33 @@ def invoice(
         click.echo(document, nl=not document.endswith("\n"))
 
 
+@cli.command()
+@click.option(
+    "--older-than",
+    "older_than",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds since a call's last event (default: $RECONCILE_AFTER_SECONDS, 4 h).",
+)
+@click.pass_context
+def reconcile(ctx: click.Context, older_than: float | None) -> None:
+    """Close calls whose final callback never came, from Twilio's record (else flag them stale)."""
+    from callmeter.commands import reconcile_calls
+
+    settings = settings_of(ctx)
+    report = run_async(
+        reconcile_calls,
+        settings,
+        idle_seconds=settings.reconcile_after_seconds if older_than is None else older_than,
+    )
+    click.echo(
+        f"checked {report.checked} stale calls: {report.closed} closed from Twilio, "
+        f"{report.still_active} still active, {report.flagged_stale} flagged stale, {report.errors} errors"
+    )
+    if report.errors:
+        ctx.exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="callmeter", standalone_mode=False)

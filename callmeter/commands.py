@@ -10,9 +10,11 @@ from callmeter.billing.plans import Plan, pay_as_you_go
 from callmeter.db import agents
 from callmeter.db import plans as db_plans
 from callmeter.db.agents import AgentRow
+from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
 from callmeter.db.migrate import migrate
 from callmeter.months import Month
+from callmeter.reconciliation import ReconcileReport, reconcile_stale_calls
 from callmeter.resolvers.agents import validate_agent
 from callmeter.resolvers.invoices import InvoiceView, finalize_month, month_invoices
 from callmeter.resolvers.plans import assign_plan, create_plan
@@ -86,3 +88,14 @@ async def all_plans(settings: Settings) -> list[Plan]:
     async with opened_database(settings) as db:
         async with db.connection() as conn:
             return await db_plans.list_plans(conn)
+
+
+async def reconcile_calls(settings: Settings, *, idle_seconds: float) -> ReconcileReport:
+    async with opened_database(settings) as db:
+        return await reconcile_stale_calls(
+            db,
+            settings,
+            default_plan=pay_as_you_go(settings.price_per_minute),
+            bus=LiveBus(db),
+            idle_seconds=idle_seconds,
+        )

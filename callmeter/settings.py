@@ -37,6 +37,10 @@ class Settings:
     jwt_audience: str | None = None
     stripe_api_key: Secret | None = None
     stripe_api_base: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_api_base: str | None = None
+    reconcile_after_seconds: float = 4 * 3600
+    reconcile_interval_seconds: float = 600
 
     @property
     def is_sqlite(self) -> bool:
@@ -108,4 +112,18 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         jwt_audience=config("JWT_AUDIENCE", default=None),
         stripe_api_key=config("STRIPE_API_KEY", cast=Secret, default=None),
         stripe_api_base=config("STRIPE_API_BASE", default=None),
+        twilio_account_sid=config("TWILIO_ACCOUNT_SID", default=None),
+        twilio_api_base=config("TWILIO_API_BASE", default=None),
+        reconcile_after_seconds=_seconds(config, "RECONCILE_AFTER_SECONDS", 4 * 3600),
+        reconcile_interval_seconds=_seconds(config, "RECONCILE_INTERVAL_SECONDS", 600),
     )
+
+
+def _seconds(config: Config, name: str, default: float) -> float:
+    try:
+        value = float(config(name, default=str(default)))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value

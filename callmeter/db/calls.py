@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from callmeter.db.connection import Connection
 from callmeter.db.tables import agents, call_usage
@@ -39,6 +39,7 @@ class CallRow:
     ended_at: datetime | None
     sort_at: datetime
     month: str
+    stale_at: datetime | None = None
 
     @classmethod
     def from_record(cls, row: Any) -> CallRow:
@@ -61,6 +62,7 @@ class CallRow:
             ended_at=row["ended_at"] and to_utc(row["ended_at"]),
             sort_at=to_utc(row["sort_at"]),
             month=row["month"],
+            stale_at=row["stale_at"] and to_utc(row["stale_at"]),
         )
 
 
@@ -152,4 +154,29 @@ async def usage_by_agent(conn: Connection, *, user_id: int, month: str) -> list[
             for agent_id, (name, calls_, seconds, cost) in totals.items()
         ),
         key=lambda row: (-row.total_seconds, row.agent_id or 0),
+    )
+
+
+async def stale_calls(conn: Connection, *, idle_since: datetime, limit: int = 500) -> list[CallRow]:
+    """Calls still active whose last change is older than `idle_since`, oldest first."""
+    query = (
+        _CALL_COLUMNS.where(call_usage.c.status == "active", call_usage.c.updated_at < idle_since)
+        .order_by(call_usage.c.updated_at)
+        .limit(limit)
+    )
+    return [CallRow.from_record(row) for row in await conn.fetch_all(query)]
+
+
+async def mark_stale(conn: Connection, *, call_id: int, at: datetime) -> None:
+    """Flag a call that could not be reconciled; it stays active, its cost is never guessed."""
+    await conn.execute(
+        call_usage.update()
+        .where(call_usage.c.id == call_id, call_usage.c.stale_at.is_(None))
+        .values(stale_at=at)
+    )
+
+
+async def count_active_calls(conn: Connection) -> int:
+    return await conn.fetch_val(
+        select(func.count()).select_from(call_usage).where(call_usage.c.status == "active")
     )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from callmeter.db.types import Money, UTCDateTime
@@ -67,10 +68,18 @@ call_usage = Table(
     Column("month", String(7), nullable=False),  # "YYYY-MM" of sort_at
     Column("month_position", Integer),  # order in which completed calls were rated into the month
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("stale_at", UTCDateTime),  # still active long after its last event, and not reconciled
     Index("ix_call_usage_user_sort", "user_id", "sort_at", "id"),
     Index("ix_call_usage_user_status_sort", "user_id", "status", "sort_at", "id"),
     Index("ix_call_usage_agent_sort", "agent_id", "sort_at", "id"),
     Index("ix_call_usage_user_month_position", "user_id", "month", "month_position"),
+    # Only the few active calls: what reconciliation scans for.
+    Index(
+        "ix_call_usage_active_updated",
+        "updated_at",
+        postgresql_where=text("status = 'active'"),
+        sqlite_where=text("status = 'active'"),
+    ),
 )
 
 monthly_usage = Table(
