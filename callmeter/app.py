@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -21,6 +22,9 @@ from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
 from callmeter.db.migrate import migrate
 from callmeter.errors import CallmeterError, DatabaseUnavailableError
+from callmeter.limits import BodySizeLimit
+from callmeter.logs import configure_logging
+from callmeter.metrics import metrics
 from callmeter.reconciliation import reconcile_periodically
 from callmeter.schema.view import make_graphql_app
 from callmeter.settings import Settings, load_settings
@@ -96,12 +100,14 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
             Mount("/dashboard", StaticFiles(directory=DASHBOARD), name="dashboard"),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/webhooks/twilio/status", twilio_status_callback, methods=["POST"]),
             *rest.routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
         exception_handlers={CallmeterError: domain_error},
+        middleware=[Middleware(BodySizeLimit)],
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -111,6 +117,5 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
 
 def create_served_app() -> Starlette:
     """The app `callmeter serve` runs: the CLI has already migrated the embedded database."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs every request's headers
+    configure_logging()
     return create_app(migrate_on_start=False)

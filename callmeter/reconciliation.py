@@ -99,11 +99,18 @@ async def reconcile_stale_calls(
                 flagged += await _flag(db, call, now, "Twilio does not know this call")
             else:
                 errors += 1
-                log.error("call %s: reconciliation failed: Twilio answered %s", call.call_sid, exc.status)
+                log.error(
+                    "call %s: reconciliation failed: Twilio answered %s",
+                    call.call_sid,
+                    exc.status,
+                    extra={"call_sid": call.call_sid},
+                )
             continue
         except OSError as exc:
             errors += 1
-            log.error("call %s: reconciliation failed: %s", call.call_sid, exc)
+            log.error(
+                "call %s: reconciliation failed: %s", call.call_sid, exc, extra={"call_sid": call.call_sid}
+            )
             continue
         event = final_event(call.call_sid, record, now)
         if event is None:
@@ -132,7 +139,7 @@ async def reconcile_stale_calls(
 async def _flag(db: Database, call: calls.CallRow, now: datetime, why: str) -> int:
     async with db.transaction() as conn:
         await calls.mark_stale(conn, call_id=call.id, at=now)
-    log.warning("call %s: flagged stale: %s", call.call_sid, why)
+    log.warning("call %s: flagged stale: %s", call.call_sid, why, extra={"call_sid": call.call_sid})
     return 1
 
 

@@ -15,8 +15,14 @@ class FakeTwilio:
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, basic-auth user
 
     def call(self, sid: str, status: str, duration: int | None, end_time: str | None = None) -> None:
-        self.calls[sid] = {"sid": sid, "status": status, "duration": None if duration is None else str(duration),
-                           "end_time": end_time, "start_time": None, "account_sid": "AC" + "f" * 32}
+        self.calls[sid] = {
+            "sid": sid,
+            "status": status,
+            "duration": None if duration is None else str(duration),
+            "end_time": end_time,
+            "start_time": None,
+            "account_sid": "AC" + "f" * 32,
+        }
 
 
 def start_fake_twilio() -> tuple[FakeTwilio, ThreadingHTTPServer]:
@@ -29,7 +35,9 @@ def start_fake_twilio() -> tuple[FakeTwilio, ThreadingHTTPServer]:
             fake.requests.append(("GET", self.path, user))
             sid = self.path.rsplit("/", 1)[-1].removesuffix(".json")
             found = fake.calls.get(sid)
-            status, payload = (200, found) if found else (404, {"code": 20404, "message": "not found", "status": 404})
+            status, payload = (
+                (200, found) if found else (404, {"code": 20404, "message": "not found", "status": 404})
+            )
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -17,8 +17,14 @@ QUERY = """{ usage { current: month(month: "2026-05") { totalCalls totalSeconds 
 
 
 def cli(args, env, cwd):
-    return subprocess.run([sys.executable, "-m", "callmeter", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "callmeter", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def answer(client, server, sid: str) -> None:
@@ -35,19 +41,31 @@ async def test_reconcile_closes_flags_and_leaves_calls(server, client, tmp_path)
             await answer(client, server, sid)
         fake.call(done, "completed", 95, "Mon, 04 May 2026 09:01:35 +0000")
         fake.call(going, "in-progress", None)
-        env = server_env(server.database_url, TWILIO_ACCOUNT_SID=ACCOUNT,
-                         TWILIO_API_BASE=f"http://127.0.0.1:{twilio.server_port}")
+        env = server_env(
+            server.database_url,
+            TWILIO_ACCOUNT_SID=ACCOUNT,
+            TWILIO_API_BASE=f"http://127.0.0.1:{twilio.server_port}",
+        )
         result = cli(["reconcile", "--older-than", "0"], env, tmp_path)
         assert result.returncode == 0, result.stderr
-        assert "3 stale calls: 1 closed from Twilio, 1 still active, 1 flagged stale, 0 errors" in result.stdout
-        assert {path.rsplit("/", 1)[-1] for _, path, _ in fake.requests} == {f"{done}.json", f"{going}.json",
-                                                                           f"{unknown}.json"}
+        assert (
+            "3 stale calls: 1 closed from Twilio, 1 still active, 1 flagged stale, 0 errors" in result.stdout
+        )
+        assert {path.rsplit("/", 1)[-1] for _, path, _ in fake.requests} == {
+            f"{done}.json",
+            f"{going}.json",
+            f"{unknown}.json",
+        }
         assert {user for _, _, user in fake.requests} == {ACCOUNT}
         body = await graphql(client, QUERY % ("a" * 32), headers=auth(1))
         usage = body["data"]["usage"]
         assert usage["current"] == {"totalCalls": 1, "totalSeconds": 95, "totalCostUsd": "0.08"}
-        assert usage["a"] == {"status": "COMPLETED", "durationSeconds": 95, "costUsd": "0.08",
-                              "endedAt": "2026-05-04T09:01:35+00:00"}
+        assert usage["a"] == {
+            "status": "COMPLETED",
+            "durationSeconds": 95,
+            "costUsd": "0.08",
+            "endedAt": "2026-05-04T09:01:35+00:00",
+        }
         # The lost callback arriving after all changes nothing.
         late = call_events(done, answered_at=ANSWERED, duration=95)[3]
         assert (await post_callback(client, server.base_url, late)).status_code == 200
@@ -76,9 +94,14 @@ async def test_serve_reconciles_periodically(database_url, tmp_path):
 
     await clear_tables(database_url)
     fake, twilio = start_fake_twilio()
-    handle = start_server(database_url, tmp_path, TWILIO_ACCOUNT_SID=ACCOUNT,
-                          TWILIO_API_BASE=f"http://127.0.0.1:{twilio.server_port}",
-                          RECONCILE_AFTER_SECONDS="0.5", RECONCILE_INTERVAL_SECONDS="0.5")
+    handle = start_server(
+        database_url,
+        tmp_path,
+        TWILIO_ACCOUNT_SID=ACCOUNT,
+        TWILIO_API_BASE=f"http://127.0.0.1:{twilio.server_port}",
+        RECONCILE_AFTER_SECONDS="0.5",
+        RECONCILE_INTERVAL_SECONDS="0.5",
+    )
     try:
         import httpx
 

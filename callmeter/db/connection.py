@@ -32,6 +32,7 @@ UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.ConnectionDoesNotExistError,
+    asyncpg.QueryCanceledError,  # statement_timeout
     sqlite3.OperationalError,
 )
 
@@ -44,7 +45,13 @@ class Database:
         if self.is_sqlite:
             options["timeout"] = 15  # sqlite3's busy timeout, seconds
         else:
-            options.update(min_size=min_size, max_size=max_size, command_timeout=30)
+            # A statement may run 15 s on the server; the client gives up at 30 s either way.
+            options.update(
+                min_size=min_size,
+                max_size=max_size,
+                command_timeout=30,
+                server_settings={"statement_timeout": "15000"},
+            )
         self._db = databases.Database(url, **options)
         self._write_lock = asyncio.Lock()
 
@@ -78,6 +85,12 @@ class Database:
                     yield conn
         except UNAVAILABLE as exc:
             raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+
+    def pool_stats(self) -> dict[str, int]:
+        pool = getattr(getattr(self._db, "_backend", None), "_pool", None)
+        if pool is None or not hasattr(pool, "get_size"):
+            return {}
+        return {"open": pool.get_size(), "idle": pool.get_idle_size(), "max": pool.get_max_size()}
 
     async def ping(self) -> None:
         async with self.connection() as conn:

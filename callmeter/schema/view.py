@@ -13,12 +13,13 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from callmeter.auth import viewer_from_authorization
 from callmeter.errors import UnauthenticatedError
+from callmeter.limits import GRAPHQL_LIMITS
 from callmeter.schema.broadcast import Schema
 from callmeter.schema.context import Context
 from callmeter.schema.root import Mutation, Query
 from callmeter.schema.subscriptions import Subscription
 
-schema = Schema(query=Query, mutation=Mutation, subscription=Subscription)
+schema = Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=GRAPHQL_LIMITS)
 
 
 class GraphQLApp(GraphQL[Context, None]):

@@ -9,6 +9,7 @@ is a 503, so Twilio delivers the event again later.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
@@ -19,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from callmeter.billing.money import format_usd
 from callmeter.db.recording import RecordOutcome, record_status_callback
 from callmeter.errors import BadInputError, DatabaseUnavailableError
+from callmeter.metrics import CALLBACKS, RECORDING_SECONDS
 from callmeter.tracking import CallStatus, ChangeKind
 from callmeter.webhooks.parsing import parse_status_callback
 from callmeter.webhooks.signature import is_signed_by_twilio, public_url
@@ -49,7 +51,7 @@ async def twilio_status_callback(request: Request) -> Response:
     try:
         body = await read_body(request)
     except BodyTooLargeError:
-        return PlainTextResponse("callback body over 64 KiB\n", status_code=413)
+        return counted("too_large", PlainTextResponse("callback body over 64 KiB\n", status_code=413))
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except (UnicodeDecodeError, ValueError):
@@ -63,12 +65,15 @@ async def twilio_status_callback(request: Request) -> Response:
         tokens=state.settings.twilio_auth_tokens,
     ):
         log.warning("rejected a status callback with a missing or invalid X-Twilio-Signature")
-        return PlainTextResponse("invalid or missing X-Twilio-Signature\n", status_code=403)
+        return counted(
+            "bad_signature", PlainTextResponse("invalid or missing X-Twilio-Signature\n", status_code=403)
+        )
     try:
         event = parse_status_callback(form, received_at=datetime.now(UTC))
         agent_id = _agent_id(request.query_params.get("agent_id"))
     except BadInputError as exc:
-        return PlainTextResponse(f"{exc}\n", status_code=400)
+        return counted("bad_request", PlainTextResponse(f"{exc}\n", status_code=400))
+    started = time.perf_counter()
     try:
         outcome = await record_status_callback(
             state.db,
@@ -79,12 +84,27 @@ async def twilio_status_callback(request: Request) -> Response:
             bus=state.bus,
         )
     except DatabaseUnavailableError as exc:
-        log.error("call %s: not recorded, database unavailable: %s", event.call_sid, exc)
-        return PlainTextResponse("database unavailable, retry later\n", status_code=503)
+        log.error(
+            "call %s: not recorded, database unavailable: %s",
+            event.call_sid,
+            exc,
+            extra={"call_sid": event.call_sid},
+        )
+        return counted(
+            "unavailable", PlainTextResponse("database unavailable, retry later\n", status_code=503)
+        )
+    RECORDING_SECONDS.observe(time.perf_counter() - started)
     _log_outcome(event.call_sid, event.call_status, outcome)
+    if not outcome.stored:
+        return counted("duplicate", Response(status_code=202 if not outcome.attributed else 200))
     if not outcome.attributed:
-        return Response(status_code=202)
-    return Response(status_code=200)
+        return counted("unattributed", Response(status_code=202))
+    return counted("recorded", Response(status_code=200))
+
+
+def counted(outcome: str, response: Response) -> Response:
+    CALLBACKS.labels(outcome).inc()
+    return response
 
 
 def _agent_id(value: str | None) -> int | None:
@@ -96,6 +116,7 @@ def _agent_id(value: str | None) -> int | None:
 
 
 def _log_outcome(call_sid: str, status: str, outcome: RecordOutcome) -> None:
+    log = logging.LoggerAdapter(logging.getLogger("callmeter.webhooks"), {"call_sid": call_sid})
     if not outcome.stored:
         log.info("call %s: duplicate %s event ignored", call_sid, status)
     elif not outcome.attributed:

@@ -1,0 +1,92 @@
+"""Limits on what one request may cost: GraphQL document shape and request body size.
+
+GraphQL: depth 10, 30 aliases, 2,000 tokens, and at most 500 items a page (resolvers/calls.py).
+Bodies: 1 MiB for the API (the callback route keeps its own 64 KiB limit), checked against the
+declared Content-Length and again while streaming, so a chunked upload cannot get past it.
+"""
+
+from __future__ import annotations
+
+from graphql import GraphQLError, ValidationContext, ValidationRule
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 2000
+MAX_API_BODY_BYTES = 1024 * 1024
+
+
+def _tolerant(rule: type[ValidationRule]) -> type[ValidationRule]:
+    """The depth rule computes in its constructor, which fails on an empty selection set (`{ }`, that
+    graphql-core 3.3 parses): answer that with a validation error instead of an internal one."""
+
+    class Tolerant(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            try:
+                rule(context)
+            except ValueError:
+                context.report_error(GraphQLError("Selection sets must not be empty."))
+
+    return Tolerant
+
+
+class QueryDepthLimit(QueryDepthLimiter):
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(max_depth=max_depth)
+        self.validation_rules = [_tolerant(rule) for rule in self.validation_rules]
+
+
+GRAPHQL_LIMITS = [
+    lambda: QueryDepthLimit(max_depth=MAX_DEPTH),
+    lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+    lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """ASGI middleware answering 413 to an HTTP request whose body is over `limit` bytes."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_API_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = PlainTextResponse(f"request body over {self.limit} bytes\n", status_code=413)
+        await response(scope, receive, send)

@@ -1,0 +1,48 @@
+"""Prometheus metrics. Each process has its own registry: scrape every worker (or run one per host).
+
+Counters and histograms are updated where things happen; gauges that describe state (active calls,
+subscribers, the database pool) are read when `/metrics` is scraped.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+
+from callmeter.db import calls
+from callmeter.errors import DatabaseUnavailableError
+
+REGISTRY = CollectorRegistry()
+CALLBACKS = Counter(
+    "callmeter_callbacks_total", "Twilio status callbacks by outcome.", ["outcome"], registry=REGISTRY
+)
+RECORDING_SECONDS = Histogram(
+    "callmeter_callback_recording_seconds",
+    "Time to record one callback (its transaction).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    registry=REGISTRY,
+)
+ACTIVE_CALLS = Gauge("callmeter_active_calls", "Calls in progress (all users).", registry=REGISTRY)
+SUBSCRIBERS = Gauge("callmeter_subscribers", "Live GraphQL subscriptions in this process.", registry=REGISTRY)
+POOL_SIZE = Gauge("callmeter_db_pool_connections", "Database pool connections.", ["state"], registry=REGISTRY)
+
+
+async def metrics(request: Request) -> Response:
+    state = request.app.state
+    SUBSCRIBERS.set(state.bus.subscriber_count)
+    for name, value in state.db.pool_stats().items():
+        POOL_SIZE.labels(name).set(value)
+    try:
+        async with state.db.connection() as conn:
+            ACTIVE_CALLS.set(await calls.count_active_calls(conn))
+    except DatabaseUnavailableError:
+        pass  # the other figures are still worth scraping
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
