@@ -22,8 +22,9 @@ from tests.factories import (
 from tests.ws_client import Subscriber
 
 INTROSPECTION = """{ __schema { queryType { name } mutationType { name } subscriptionType { name }
-  types { name kind fields { name args { name defaultValue type { kind name ofType { kind name ofType { kind name } } } }
-  type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }"""
+  types { name kind fields { name
+    args { name defaultValue type { kind name ofType { kind name ofType { kind name } } } }
+    type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }"""
 
 SAMPLE_ARGUMENTS = {
     "month": '"2026-01"',
@@ -94,7 +95,8 @@ def user_data_operations(schema: dict, types: dict) -> list[tuple[str, str]]:
     for field in types[schema["queryType"]["name"]]["fields"]:
         if field["name"] == "usage":
             for inner in types["Usage"]["fields"]:
-                document = f'{{ usage(userId: "2") {{ {field_call(inner, {})} {selection(types, named(inner["type"])["name"])} }} }}'
+                leaves = selection(types, named(inner["type"])["name"])
+                document = f'{{ usage(userId: "2") {{ {field_call(inner, {})} {leaves} }} }}'
                 operations.append((f"usage.{inner['name']}", document))
         else:
             extra = {"userId": '"2"'} if any(arg["name"] == "userId" for arg in field["args"]) else {}
@@ -140,7 +142,8 @@ async def test_every_subscription_refuses_another_user(server, schema_types):
     schema, types = schema_types
     for field in types[schema["subscriptionType"]["name"]]["fields"]:
         subscriber = await Subscriber.connect(server.base_url, make_token(1))
-        document = f'subscription {{ {field["name"]}(userId: "2") {selection(types, named(field["type"])["name"])} }}'
+        leaves = selection(types, named(field["type"])["name"])
+        document = f'subscription {{ {field["name"]}(userId: "2") {leaves} }}'
         await subscriber.subscribe(document)
         result = await subscriber.next()
         assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN", field["name"]
