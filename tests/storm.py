@@ -1,0 +1,73 @@
+"""A storm of signed Twilio callbacks, and the ledger of which ones the service acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+import httpx
+
+from tests.factories import call_events, post_callback
+
+NUMBER = "+18449263376"
+
+
+@dataclass
+class Storm:
+    calls: int
+    seed: int = 1
+    durations: dict[str, int] = field(default_factory=dict)
+    events: list[dict[str, str]] = field(default_factory=list)
+    acked: set[int] = field(default_factory=set)  # indexes of events that got a 2xx
+    refused: dict[int, int] = field(default_factory=dict)  # status -> count of 5xx answers
+    failures: int = 0  # connection errors (the service was down)
+
+    def __post_init__(self) -> None:
+        rng = random.Random(self.seed)
+        start = datetime(2026, 6, 1, 8, tzinfo=UTC)
+        for index in range(self.calls):
+            sid = f"CA{self.seed:08x}{index:024x}"
+            self.durations[sid] = rng.randint(1, 1200)
+            self.events += call_events(
+                sid, answered_at=start + timedelta(minutes=index), duration=self.durations[sid]
+            )
+        order = list(range(len(self.events)))
+        rng.shuffle(order)
+        self.events = [self.events[i] for i in order]
+
+    @property
+    def total_seconds(self) -> int:
+        return sum(self.durations.values())
+
+    def expected_charge(self) -> Decimal:
+        return (Decimal("0.05") * self.total_seconds / 60).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+    def pending(self) -> list[int]:
+        return [index for index in range(len(self.events)) if index not in self.acked]
+
+    async def send(
+        self, base_url: str, indexes: list[int], *, concurrency: int = 12, stop: asyncio.Event | None = None
+    ) -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for index in indexes:
+            queue.put_nowait(index)
+
+        async def worker(client: httpx.AsyncClient) -> None:
+            while not queue.empty() and not (stop and stop.is_set()):
+                index = queue.get_nowait()
+                try:
+                    response = await post_callback(client, base_url, self.events[index])
+                except httpx.HTTPError:
+                    self.failures += 1
+                    continue
+                if 200 <= response.status_code < 300:
+                    self.acked.add(index)
+                else:
+                    assert response.status_code >= 500, response.text
+                    self.refused[response.status_code] = self.refused.get(response.status_code, 0) + 1
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            await asyncio.gather(*(worker(client) for _ in range(concurrency)))

@@ -1,0 +1,153 @@
+"""Faults: SIGKILL during a storm of callbacks, and a PostgreSQL outage. Nothing acknowledged is lost.
+
+Each test writes its figures (sent, acknowledged, stored, lost) to test-artifacts/ for RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from callmeter.db.migrate import migrate
+from tests.factories import add_agent, auth, clear_tables, create_pg_database, start_server
+from tests.storm import NUMBER, Storm
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+async def stored_event_keys(database_url: str) -> list[tuple[str, int, str]]:
+    from callmeter.db.connection import Database
+
+    db = Database(database_url, min_size=1, max_size=1)
+    await db.connect()
+    try:
+        async with db.connection() as conn:
+            rows = await conn.fetch_all("SELECT call_sid, sequence_number, call_status FROM webhook_events")
+        return [(row[0], row[1], row[2]) for row in rows]
+    finally:
+        await db.disconnect()
+
+
+async def check_exact(storm: Storm, base_url: str, database_url: str, name: str) -> dict[str, int]:
+    stored = await stored_event_keys(database_url)
+    keys = [(event["CallSid"], int(event["SequenceNumber"]), event["CallStatus"]) for event in storm.events]
+    assert len(stored) == len(set(stored)) == len(keys), "every event stored exactly once"
+    assert set(stored) == set(keys)
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        usage = (await client.get("/api/usage/history?month=2026-06", headers=auth(1))).json()
+    assert usage["total_calls"] == storm.calls
+    assert usage["total_cost_usd"] == float(storm.expected_charge())
+    figures = {
+        "calls": storm.calls,
+        "events_sent": len(keys),
+        "acknowledged": len(storm.acked),
+        "stored": len(stored),
+        "lost": len(set(keys) - set(stored)),
+        "refused_5xx": sum(storm.refused.values()),
+        "connection_failures": storm.failures,
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"reliability-{name}.json").write_text(json.dumps(figures, indent=2))
+    return figures
+
+
+async def test_sigkill_mid_storm_loses_no_acknowledged_event(database_url, tmp_path):
+    await clear_tables(database_url)
+    await add_agent(database_url, user_id=1, name="juana", numbers=[NUMBER])
+    storm = Storm(calls=150, seed=11)
+    handle = start_server(database_url, tmp_path)
+    stop = asyncio.Event()
+
+    async def killer() -> None:
+        while len(storm.acked) < len(storm.events) * 0.4:
+            await asyncio.sleep(0.005)
+        os.kill(handle.process.pid, signal.SIGKILL)  # no shutdown, transactions in flight abandoned
+        await asyncio.sleep(0.5)
+        stop.set()
+
+    await asyncio.gather(storm.send(handle.base_url, list(range(len(storm.events))), stop=stop), killer())
+    handle.process.wait()
+    acked_before_kill = set(storm.acked)
+    assert 0 < len(acked_before_kill) < len(storm.events)
+    restarted = start_server(database_url, tmp_path)
+    try:
+        for _ in range(5):  # Twilio retries what was not acknowledged
+            await storm.send(restarted.base_url, storm.pending())
+        assert storm.pending() == []
+        figures = await check_exact(
+            storm, restarted.base_url, database_url, f"sigkill-{database_url.split(':')[0]}"
+        )
+        assert figures["lost"] == 0
+    finally:
+        restarted.stop()
+
+
+async def test_database_outage_answers_5xx_and_recovers_without_restart(private_postgres, tmp_path):
+    url = await asyncio.to_thread(create_pg_database, private_postgres.url, "callmeter_outage")
+    migrate(url)
+    await add_agent(url, user_id=1, name="juana", numbers=[NUMBER])
+    storm = Storm(calls=150, seed=12)
+    handle = start_server(url, tmp_path)
+    try:
+        stop = asyncio.Event()
+        outage: dict[str, set[int]] = {}
+
+        async def outage_window() -> None:
+            while len(storm.acked) < len(storm.events) * 0.3:
+                await asyncio.sleep(0.005)
+            await asyncio.to_thread(private_postgres.stop, "immediate")
+            outage["acked_at_stop"] = set(storm.acked)
+            await asyncio.sleep(2)
+            outage["acked_while_down"] = set(storm.acked)
+            stop.set()
+
+        await asyncio.gather(
+            storm.send(handle.base_url, list(range(len(storm.events))), stop=stop), outage_window()
+        )
+        assert sum(storm.refused.values()) > 0, "the service said 5xx while the database was down"
+        await asyncio.to_thread(private_postgres.start)
+        for _ in range(20):  # the same process, no restart: it must recover by itself
+            await storm.send(handle.base_url, storm.pending())
+            if not storm.pending():
+                break
+            await asyncio.sleep(0.5)
+        assert storm.pending() == []
+        figures = await check_exact(storm, handle.base_url, url, "postgres-outage")
+        assert figures["lost"] == 0
+        ready = httpx.get(handle.base_url + "/readyz")
+        assert ready.status_code == 200
+    finally:
+        handle.stop()
+        conn = await asyncpg.connect(private_postgres.url)
+        await conn.execute('DROP DATABASE IF EXISTS "callmeter_outage" WITH (FORCE)')
+        await conn.close()
+
+
+async def test_readyz_reports_an_unreachable_database(private_postgres, tmp_path):
+    url = await asyncio.to_thread(create_pg_database, private_postgres.url, "callmeter_ready")
+    migrate(url)
+    handle = start_server(url, tmp_path)
+    try:
+        await asyncio.to_thread(private_postgres.stop)
+        async with httpx.AsyncClient(base_url=handle.base_url) as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 503
+            assert (await client.get("/api/usage/current", headers=auth(1))).status_code == 503
+        await asyncio.to_thread(private_postgres.start)
+        for _ in range(50):
+            if httpx.get(handle.base_url + "/readyz").status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert httpx.get(handle.base_url + "/readyz").status_code == 200
+    finally:
+        handle.stop()
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
