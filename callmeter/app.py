@@ -25,6 +25,7 @@ from callmeter.errors import CallmeterError, DatabaseUnavailableError
 from callmeter.limits import BodySizeLimit
 from callmeter.logs import configure_logging
 from callmeter.metrics import metrics
+from callmeter.openapi import openapi
 from callmeter.reconciliation import reconcile_periodically
 from callmeter.schema.view import make_graphql_app
 from callmeter.settings import Settings, load_settings
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             Route("/webhooks/twilio/status", twilio_status_callback, methods=["POST"]),
             *rest.routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -81,7 +81,7 @@ async def test_the_page_shows_the_same_totals_as_the_rest_api(server, client, pa
     assert "token=" not in page.url  # the link's token is kept, not left in the address bar
     agents = await page.locator("#agents tr td:first-child").all_text_contents()
     assert agents == ["juana", "pedro"]
-    assert await page.locator("#calls tr").count() == 3
+    await page.wait_for_function("document.querySelectorAll('#calls tr').length === 3")
     assert await page.locator("#chart rect").count() == 12
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"), full_page=True)
@@ -105,8 +105,12 @@ async def test_a_call_appears_live_and_leaves_when_it_completes(server, client, 
     row = page.locator(f'#live-calls li[data-sid="CA{"e" * 32}"]')
     await row.wait_for()
     first = await row.locator(".duration").text_content()
-    await page.wait_for_timeout(1200)
-    assert await row.locator(".duration").text_content() != first  # the duration ticks
+    await page.wait_for_function(  # the duration ticks every second while the call is live
+        "([sid, first]) => document.querySelector(`#live-calls li[data-sid='${sid}'] .duration`)"
+        ".textContent !== first",
+        arg=[f"CA{'e' * 32}", first],
+        timeout=5000,
+    )
     assert re.match(r"≈ \$\d+\.\d{2,4}", await row.locator(".cost").text_content())
     await post_callback(client, server.base_url, events[3])
     await row.wait_for(state="detached")
@@ -134,8 +138,7 @@ async def test_history_pages_and_filters(server, client, page):
     busy = call_events("CA" + "f" * 32, answered_at=now_minus(1), duration=0)
     await post_callback(client, server.base_url, {**busy[3], "CallStatus": "busy"})
     await page.goto(f"{server.base_url}/?token={make_token(1)}")
-    await page.wait_for_selector("#dashboard:not([hidden])")
-    assert await page.locator("#calls tr").count() == 20
+    await page.wait_for_function("document.querySelectorAll('#calls tr').length === 20")
     await page.click("#next-page")
     await page.wait_for_function("document.querySelector('#page-number').textContent === 'Page 2'")
     assert await page.locator("#calls tr").count() == 6

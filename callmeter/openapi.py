@@ -1,0 +1,168 @@
+"""The OpenAPI description of the REST routes, served at `/openapi.json` (GraphQL describes itself)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+_ERROR = {
+    "type": "object",
+    "required": ["error", "code"],
+    "properties": {"error": {"type": "string"}, "code": {"type": "string"}},
+}
+_USAGE = {
+    "type": "object",
+    "required": ["month", "total_calls", "total_minutes", "total_cost_usd"],
+    "properties": {
+        "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+        "total_calls": {"type": "integer", "minimum": 0},
+        "total_minutes": {"type": "number", "minimum": 0},
+        "total_cost_usd": {"type": "number"},
+    },
+}
+_CALL = {
+    "type": "object",
+    "required": [
+        "id",
+        "agent_name",
+        "call_from",
+        "call_to",
+        "duration_seconds",
+        "cost_usd",
+        "started_at",
+        "ended_at",
+        "status",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "agent_name": {"type": ["string", "null"]},
+        "call_from": {"type": ["string", "null"]},
+        "call_to": {"type": ["string", "null"]},
+        "duration_seconds": {"type": "integer", "minimum": 0},
+        "cost_usd": {"type": "number"},
+        "started_at": {"type": ["string", "null"]},
+        "ended_at": {"type": ["string", "null"]},
+        "status": {"type": "string", "enum": ["active", "completed", "failed"]},
+    },
+}
+_USER_ID = {
+    "name": "user_id",
+    "in": "query",
+    "required": False,
+    "description": "Admins only: whose usage to read.",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+}
+
+
+def _errors(*codes: int) -> dict[str, object]:
+    text = {400: "Bad input", 401: "No or bad token", 403: "Another user's data", 503: "Database unavailable"}
+    return {
+        str(code): {"description": text[code], "content": {"application/json": {"schema": _ERROR}}}
+        for code in codes
+    }
+
+
+def _json(description: str, schema: dict[str, object]) -> dict[str, object]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+SPEC: dict[str, object] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "callmeter REST API",
+        "version": "1",
+        "description": "The routes of the original dashboard. GraphQL at /graphql has the rest.",
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/usage/current": {
+            "get": {
+                "summary": "This month's usage",
+                "parameters": [_USER_ID],
+                "responses": {"200": _json("Usage", _USAGE), **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/api/usage/history": {
+            "get": {
+                "summary": "A month's usage (zeros for a month without calls)",
+                "parameters": [
+                    {
+                        "name": "month",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                    },
+                    _USER_ID,
+                ],
+                "responses": {"200": _json("Usage", _USAGE), **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/api/usage/calls": {
+            "get": {
+                "summary": "Call history, newest first",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                    },
+                    _USER_ID,
+                ],
+                "responses": {
+                    "200": _json(
+                        "Calls",
+                        {
+                            "type": "object",
+                            "required": ["calls"],
+                            "properties": {"calls": {"type": "array", "items": _CALL}},
+                        },
+                    ),
+                    **_errors(400, 401, 403, 503),
+                },
+            }
+        },
+        "/api/invoices/{month}.pdf": {
+            "get": {
+                "summary": "A month's invoice as PDF (a live draft until finalized)",
+                "parameters": [
+                    {
+                        "name": "month",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                    },
+                    _USER_ID,
+                ],
+                "responses": {
+                    "200": {"description": "The PDF", "content": {"application/pdf": {}}},
+                    **_errors(400, 401, 403, 503),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "The process is up",
+                "security": [],
+                "responses": {"200": {"description": "ok", "content": {"text/plain": {}}}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "The database is reachable",
+                "security": [],
+                "responses": {
+                    "200": {"description": "ready", "content": {"application/json": {}}},
+                    "503": {"description": "unavailable", "content": {"application/json": {}}},
+                },
+            }
+        },
+    },
+}
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(SPEC)
