@@ -24,7 +24,7 @@ from callmeter.db.migrate import migrate
 from callmeter.errors import CallmeterError, DatabaseUnavailableError
 from callmeter.limits import BodySizeLimit
 from callmeter.logs import configure_logging
-from callmeter.metrics import metrics
+from callmeter.metrics import ServerTiming, metrics
 from callmeter.openapi import openapi
 from callmeter.reconciliation import reconcile_periodically
 from callmeter.schema.view import make_graphql_app
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
             WebSocketRoute("/graphql", graphql),
         ],
         exception_handlers={CallmeterError: domain_error},
-        middleware=[Middleware(BodySizeLimit)],
+        middleware=[Middleware(ServerTiming), Middleware(BodySizeLimit)],
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -6,6 +6,8 @@ subscribers, the database pool) are read when `/metrics` is scraped.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -16,6 +18,7 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callmeter.db import calls
 from callmeter.errors import DatabaseUnavailableError
@@ -46,3 +49,28 @@ async def metrics(request: Request) -> Response:
     except DatabaseUnavailableError:
         pass  # the other figures are still worth scraping
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+class ServerTiming:
+    """ASGI middleware: every HTTP response says how long the service took to start it.
+
+    `Server-Timing: app;dur=1.234` (milliseconds, W3C Server Timing): browsers' developer tools show
+    it, and it separates the service's own time from the network's (bench/reads.py reads it).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                message["headers"] = [*message.get("headers", ()), (b"server-timing", b"app;dur=%.3f" % took)]
+            await send(message)
+
+        await self.app(scope, receive, timed_send)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -279,3 +280,14 @@ async def test_graphql_limits_give_clear_errors(client):
         headers={"Content-Type": "application/json", **auth(1)},
     )
     assert huge.status_code == 413
+
+
+async def test_every_http_response_says_how_long_the_service_took(server, client):
+    for response in [
+        await client.get("/healthz"),
+        await client.get("/api/usage/current", headers=auth(1)),
+        await client.get("/api/usage/current"),  # errors too
+    ]:
+        timing = response.headers.get("server-timing", "")
+        assert re.fullmatch(r"app;dur=\d+\.\d{3}", timing), (response.status_code, timing)
+        assert float(timing.split("=")[1]) < 30_000

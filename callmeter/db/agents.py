@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from callmeter.db.connection import Connection
+from callmeter.db.prepared import Prepared
 from callmeter.db.tables import agent_numbers, agents
 from callmeter.errors import BadInputError
 
@@ -64,19 +65,22 @@ async def fetch_agents(
     return list(found.values())
 
 
+_OWNER_BY_ID = Prepared(select(agents.c.id, agents.c.user_id).where(agents.c.id == bindparam("agent_id")))
+_OWNER_BY_NUMBER = Prepared(
+    select(agents.c.id, agents.c.user_id)
+    .join(agent_numbers, agent_numbers.c.agent_id == agents.c.id)
+    .where(agent_numbers.c.number == bindparam("number"))
+)
+
+
 async def find_agent_owner(
     conn: Connection, *, agent_id: int | None = None, number: str | None = None
 ) -> tuple[int, int] | None:
     """(agent id, user id) of the agent with that id, else the one answering that number."""
     if agent_id is not None:
-        query = select(agents.c.id, agents.c.user_id).where(agents.c.id == agent_id)
+        row = await _OWNER_BY_ID.fetch_one(conn, agent_id=agent_id)
     elif number:
-        query = (
-            select(agents.c.id, agents.c.user_id)
-            .join(agent_numbers, agent_numbers.c.agent_id == agents.c.id)
-            .where(agent_numbers.c.number == number)
-        )
+        row = await _OWNER_BY_NUMBER.fetch_one(conn, number=number)
     else:
         return None
-    row = await conn.fetch_one(query)
     return (row["id"], row["user_id"]) if row else None

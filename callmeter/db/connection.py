@@ -18,6 +18,7 @@ import asyncpg
 import databases
 from sqlalchemy import text
 
+from callmeter.db.prepared import Prepared
 from callmeter.errors import DatabaseUnavailableError
 
 Connection = databases.core.Connection
@@ -101,6 +102,9 @@ def is_postgres(conn: Connection) -> bool:
     return conn._backend._dialect.name == "postgresql"  # type: ignore[attr-defined]
 
 
+_LOCK_USER_BILLING = Prepared(text("SELECT pg_advisory_xact_lock(:key)"))
+
+
 async def lock_user_billing(conn: Connection, *, user_id: int) -> None:
     """Serialise, until the transaction ends, everything that rates one user's calls.
 
@@ -109,7 +113,7 @@ async def lock_user_billing(conn: Connection, *, user_id: int) -> None:
     by the user; SQLite: write transactions are already serialised.
     """
     if is_postgres(conn):
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=user_id))
+        await _LOCK_USER_BILLING.execute(conn, key=user_id)
 
 
 @asynccontextmanager

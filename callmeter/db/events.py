@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.db.connection import Connection
+from callmeter.db.prepared import Prepared
 from callmeter.db.tables import webhook_events
 from callmeter.db.types import to_utc
 from callmeter.tracking import StatusCallback
@@ -41,6 +42,23 @@ class WebhookEventRow:
         )
 
 
+_INSERT_EVENT = Prepared(
+    insert(webhook_events)
+    .on_conflict_do_nothing(index_elements=["call_sid", "sequence_number", "call_status"])
+    .returning(webhook_events.c.id),
+    columns=(
+        "call_sid",
+        "sequence_number",
+        "call_status",
+        "event_at",
+        "received_at",
+        "user_id",
+        "agent_id",
+        "payload",
+    ),
+)
+
+
 async def insert_event(
     conn: Connection,
     *,
@@ -50,22 +68,17 @@ async def insert_event(
     agent_id: int | None,
 ) -> int | None:
     """Store a callback once; the new row's id, or None when it was stored before."""
-    query = (
-        insert(webhook_events)
-        .values(
-            call_sid=event.call_sid,
-            sequence_number=-1 if event.sequence_number is None else event.sequence_number,
-            call_status=event.call_status,
-            event_at=event.timestamp,
-            received_at=datetime.now(UTC),
-            user_id=user_id,
-            agent_id=agent_id,
-            payload=json.dumps(dict(form), separators=(",", ":")),
-        )
-        .on_conflict_do_nothing(index_elements=["call_sid", "sequence_number", "call_status"])
-        .returning(webhook_events.c.id)
+    return await _INSERT_EVENT.fetch_val(
+        conn,
+        call_sid=event.call_sid,
+        sequence_number=-1 if event.sequence_number is None else event.sequence_number,
+        call_status=event.call_status,
+        event_at=event.timestamp,
+        received_at=datetime.now(UTC),
+        user_id=user_id,
+        agent_id=agent_id,
+        payload=json.dumps(dict(form), separators=(",", ":")),
     )
-    return await conn.fetch_val(query)
 
 
 async def list_unattributed(conn: Connection, *, limit: int) -> list[WebhookEventRow]:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select, text
 
 from callmeter.db.connection import Connection
+from callmeter.db.prepared import Prepared
 from callmeter.db.tables import call_usage, webhook_events
 
 CHANNEL = "callmeter_live"
@@ -31,11 +32,12 @@ class LiveEvent:
         return cls(**json.loads(payload))
 
 
+_NOTIFY = Prepared(text("SELECT pg_notify(:channel, :payload)"))
+
+
 async def notify(conn: Connection, event: LiveEvent) -> None:
     """Announce a change; PostgreSQL delivers it to listeners only if the transaction commits."""
-    await conn.execute(
-        text("SELECT pg_notify(:channel, :payload)").bindparams(channel=CHANNEL, payload=event.to_payload())
-    )
+    await _NOTIFY.execute(conn, channel=CHANNEL, payload=event.to_payload())
 
 
 async def changes_since(conn: Connection, *, event_id: int, limit: int = 10_000) -> list[LiveEvent]:

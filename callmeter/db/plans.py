@@ -6,11 +6,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.billing.plans import Plan, PlanKind, Tier
 from callmeter.db.connection import Connection
+from callmeter.db.prepared import Prepared
 from callmeter.db.tables import plan_assignments, plans
 from callmeter.db.types import to_decimal
 
@@ -37,16 +38,21 @@ def plan_from_record(row: Any) -> Plan:
     )
 
 
+_PLAN_FOR_MONTH = Prepared(
+    select(plans)
+    .join(plan_assignments, plan_assignments.c.plan_id == plans.c.id)
+    .where(
+        plan_assignments.c.user_id == bindparam("user_id"),
+        plan_assignments.c.from_month <= bindparam("month"),
+    )
+    .order_by(plan_assignments.c.from_month.desc())
+    .limit(1)
+)
+
+
 async def plan_for_month(conn: Connection, *, user_id: int, month: str) -> Plan | None:
     """The plan assigned to the user from `month` or the latest month before it; None: the default."""
-    query = (
-        select(plans)
-        .join(plan_assignments, plan_assignments.c.plan_id == plans.c.id)
-        .where(plan_assignments.c.user_id == user_id, plan_assignments.c.from_month <= month)
-        .order_by(plan_assignments.c.from_month.desc())
-        .limit(1)
-    )
-    row = await conn.fetch_one(query)
+    row = await _PLAN_FOR_MONTH.fetch_one(conn, user_id=user_id, month=month)
     return plan_from_record(row) if row else None
 
 

@@ -11,31 +11,92 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.billing.plans import Plan, billable_seconds
 from callmeter.billing.rating import rate_call
-from callmeter.db import calls, events, plans, usage
+from callmeter.db import events, plans, usage
 from callmeter.db.agents import find_agent_owner
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Connection, Database, lock_user_billing
 from callmeter.db.live import LiveEvent
+from callmeter.db.prepared import Prepared
 from callmeter.db.tables import call_usage
-from callmeter.db.types import to_utc
+from callmeter.db.types import to_decimal, to_utc
 from callmeter.db.usage import MonthlyUsageRow
 from callmeter.months import Month
 from callmeter.tracking import CREATED, CallState, CallStatus, ChangeKind, StatusCallback, apply_event
 
 
 @dataclass(frozen=True)
+class RecordedCall:
+    """The call as an event left it."""
+
+    id: int
+    user_id: int
+    status: CallStatus
+    twilio_status: str
+    duration_seconds: int
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True)
 class RecordOutcome:
     stored: bool  # False: this exact event was recorded before
     attributed: bool  # False: it matched no agent and waits for an admin
-    call: calls.CallRow | None = None
+    call: RecordedCall | None = None  # set when the event changed the call
     change: ChangeKind | None = None
     month_usage: MonthlyUsageRow | None = None  # set when a completed call was counted
+
+
+# The call's row, locked until the transaction ends: concurrent events of one call take turns.
+_LOCK_CALL = Prepared(
+    select(call_usage).where(call_usage.c.call_sid == bindparam("call_sid")).with_for_update()
+)
+_CREATE_CALL = Prepared(
+    insert(call_usage).on_conflict_do_nothing(index_elements=["call_sid"]).returning(*call_usage.c),
+    columns=(
+        "call_sid",
+        "user_id",
+        "agent_id",
+        "call_from",
+        "call_to",
+        "direction",
+        "account_sid",
+        "twilio_status",
+        "status",
+        "duration_seconds",
+        "billable_seconds",
+        "cost_usd",
+        "first_event_at",
+        "sort_at",
+        "month",
+        "updated_at",
+    ),
+)
+_UPDATE_CALL = Prepared(
+    call_usage.update().where(call_usage.c.id == bindparam("key_id")),
+    columns=(
+        "twilio_status",
+        "status",
+        "first_event_at",
+        "started_at",
+        "ended_at",
+        "duration_seconds",
+        "sort_at",
+        "month",
+        "updated_at",
+        "call_from",
+        "call_to",
+        "direction",
+        "billable_seconds",
+        "cost_usd",
+        "month_position",
+    ),
+)
 
 
 async def record_status_callback(
@@ -48,27 +109,39 @@ async def record_status_callback(
     bus: LiveBus | None = None,
 ) -> RecordOutcome:
     announced = None
-    async with db.transaction() as conn:
-        owner, call_exists = await _find_owner(conn, event=event, agent_id=agent_id)
-        event_id = await events.insert_event(
-            conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
-        )
-        if event_id is None:
-            return RecordOutcome(stored=False, attributed=owner is not None)
-        if owner is None:
-            return RecordOutcome(stored=True, attributed=False)
-        if not call_exists:
-            await _insert_call(conn, event=event, owner=owner)
-        outcome = await _advance_call(conn, event=event, owner=owner, default_plan=default_plan)
-        if bus is not None and outcome.call is not None and outcome.change is not None:
-            announced = LiveEvent(
-                user_id=outcome.call.user_id,
-                call_id=outcome.call.id,
-                kind=outcome.change.value,
-                month=outcome.month_usage.month if outcome.month_usage else None,
-                event_id=event_id,
+    try:
+        async with db.transaction() as conn:
+            # Locks in one order, the call's row then the event's key, so concurrent events of one
+            # call queue up instead of deadlocking.
+            row = await _LOCK_CALL.fetch_one(conn, call_sid=event.call_sid)
+            created = False
+            if row is not None:
+                owner = (row["agent_id"], row["user_id"])
+            else:
+                owner = await _find_owner(conn, event=event, agent_id=agent_id)
+                if owner is not None:
+                    row, created = await _create_call(conn, event=event, owner=owner)
+            event_id = await events.insert_event(
+                conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
             )
-            await bus.announce(conn, announced)
+            if event_id is None:
+                if created:  # stored before, when it matched no agent: it creates no call now
+                    raise _Duplicate
+                return RecordOutcome(stored=False, attributed=owner is not None)
+            if owner is None:
+                return RecordOutcome(stored=True, attributed=False)
+            outcome = await _advance_call(conn, row=row, event=event, default_plan=default_plan)
+            if bus is not None and outcome.call is not None and outcome.change is not None:
+                announced = LiveEvent(
+                    user_id=outcome.call.user_id,
+                    call_id=outcome.call.id,
+                    kind=outcome.change.value,
+                    month=outcome.month_usage.month if outcome.month_usage else None,
+                    event_id=event_id,
+                )
+                await bus.announce(conn, announced)
+    except _Duplicate:
+        return RecordOutcome(stored=False, attributed=True)
     if announced is not None and bus is not None:
         bus.committed(announced)
     return outcome
@@ -77,51 +150,49 @@ async def record_status_callback(
 async def _find_owner(
     conn: Connection, *, event: StatusCallback, agent_id: int | None
 ) -> tuple[int, int] | None:
-    """(agent id, user id): the call's, once it exists, else by the agent the callback names."""
-    row = await conn.fetch_one(
-        select(call_usage.c.agent_id, call_usage.c.user_id).where(call_usage.c.call_sid == event.call_sid)
+    """(agent id, user id) of a new call: the agent the callback names, else the one on its number."""
+    if agent_id is not None:
+        return await find_agent_owner(conn, agent_id=agent_id)
+    number = event.call_from if event.is_outbound else event.call_to
+    return await find_agent_owner(conn, number=number)
+
+
+class _Duplicate(Exception):
+    """Rolls back a call created for an event that turned out to be a duplicate."""
+
+
+async def _create_call(
+    conn: Connection, *, event: StatusCallback, owner: tuple[int, int]
+) -> tuple[Mapping[str, Any], bool]:
+    """Create the call at its first event; a concurrent first event of the same call just waits."""
+    row = await _CREATE_CALL.fetch_one(
+        conn,
+        call_sid=event.call_sid,
+        user_id=owner[1],
+        agent_id=owner[0],
+        call_from=event.call_from,
+        call_to=event.call_to,
+        direction=event.direction,
+        account_sid=event.account_sid,
+        twilio_status=CREATED,
+        status=CallStatus.ACTIVE,
+        duration_seconds=0,
+        billable_seconds=0,
+        cost_usd=Decimal(0),
+        first_event_at=event.timestamp,
+        sort_at=event.timestamp,
+        month=str(Month.of(event.timestamp)),
+        updated_at=datetime.now(UTC),
     )
     if row is not None:
-        return (row["agent_id"], row["user_id"]), True
-    if agent_id is not None:
-        return await find_agent_owner(conn, agent_id=agent_id), False
-    number = event.call_from if event.is_outbound else event.call_to
-    return await find_agent_owner(conn, number=number), False
-
-
-async def _insert_call(conn: Connection, *, event: StatusCallback, owner: tuple[int, int]) -> None:
-    """Create the call at its first event; a concurrent first event of the same call just waits."""
-    await conn.execute(
-        insert(call_usage)
-        .values(
-            call_sid=event.call_sid,
-            user_id=owner[1],
-            agent_id=owner[0],
-            call_from=event.call_from,
-            call_to=event.call_to,
-            direction=event.direction,
-            account_sid=event.account_sid,
-            twilio_status=CREATED,
-            status=CallStatus.ACTIVE,
-            duration_seconds=0,
-            billable_seconds=0,
-            cost_usd=Decimal(0),
-            first_event_at=event.timestamp,
-            sort_at=event.timestamp,
-            month=str(Month.of(event.timestamp)),
-            updated_at=datetime.now(UTC),
-        )
-        .on_conflict_do_nothing(index_elements=["call_sid"])
-    )
+        return row, True
+    # Another transaction created it first; its row is ours once that one commits.
+    return await _LOCK_CALL.fetch_one(conn, call_sid=event.call_sid), False
 
 
 async def _advance_call(
-    conn: Connection, *, event: StatusCallback, owner: tuple[int, int], default_plan: Plan
+    conn: Connection, *, row: Mapping[str, Any], event: StatusCallback, default_plan: Plan
 ) -> RecordOutcome:
-    now = datetime.now(UTC)
-    row = await conn.fetch_one(
-        select(call_usage).where(call_usage.c.call_sid == event.call_sid).with_for_update()
-    )
     before = CallState(
         twilio_status=row["twilio_status"],
         status=CallStatus(row["status"]),
@@ -133,7 +204,7 @@ async def _advance_call(
     after, change = apply_event(before, event)
     if after == before:
         return RecordOutcome(stored=True, attributed=True)
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "twilio_status": after.twilio_status,
         "status": after.status,
         "first_event_at": after.first_event_at,
@@ -142,23 +213,33 @@ async def _advance_call(
         "duration_seconds": after.duration_seconds,
         "sort_at": after.sort_at,
         "month": str(Month.of(after.sort_at)),
-        "updated_at": now,
+        "updated_at": datetime.now(UTC),
         "call_from": row["call_from"] or event.call_from,
         "call_to": row["call_to"] or event.call_to,
         "direction": row["direction"] or event.direction,
+        "billable_seconds": row["billable_seconds"],
+        "cost_usd": to_decimal(row["cost_usd"]),
+        "month_position": row["month_position"],
     }
     month_usage = None
     if change is ChangeKind.ENDED and after.status is CallStatus.COMPLETED:
         month_usage = await _rate_into_month(
             conn,
-            user_id=owner[1],
+            user_id=row["user_id"],
             month=values["month"],
             duration=after.duration_seconds,
             default_plan=default_plan,
             values=values,
         )
-    await conn.execute(call_usage.update().where(call_usage.c.id == row["id"]).values(**values))
-    (call,) = await calls.fetch_calls_by_ids(conn, ids=[row["id"]])
+    await _UPDATE_CALL.execute(conn, key_id=row["id"], **values)
+    call = RecordedCall(
+        row["id"],
+        row["user_id"],
+        after.status,
+        after.twilio_status,
+        after.duration_seconds,
+        values["cost_usd"],
+    )
     return RecordOutcome(stored=True, attributed=True, call=call, change=change, month_usage=month_usage)
 
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.db.connection import Connection
+from callmeter.db.prepared import Prepared
 from callmeter.db.tables import monthly_usage
 from callmeter.db.types import to_decimal
 
@@ -60,6 +61,35 @@ async def fetch_months(
     return [MonthlyUsageRow.from_record(row) for row in rows]
 
 
+_ADD = insert(monthly_usage)
+_ADD_COMPLETED_CALL = Prepared(
+    _ADD.on_conflict_do_update(
+        index_elements=["user_id", "month"],
+        set_={
+            "total_calls": monthly_usage.c.total_calls + 1,
+            "total_seconds": monthly_usage.c.total_seconds + _ADD.excluded.total_seconds,
+            "billable_seconds": monthly_usage.c.billable_seconds + _ADD.excluded.billable_seconds,
+            "updated_at": _ADD.excluded.updated_at,
+        },
+    ).returning(*monthly_usage.c),
+    columns=(
+        "user_id",
+        "month",
+        "total_calls",
+        "total_seconds",
+        "billable_seconds",
+        "usage_charge_usd",
+        "updated_at",
+    ),
+)
+_SET_MONTH_CHARGE = Prepared(
+    monthly_usage.update().where(
+        monthly_usage.c.user_id == bindparam("key_user_id"), monthly_usage.c.month == bindparam("key_month")
+    ),
+    columns=("usage_charge_usd",),
+)
+
+
 async def add_completed_call(
     conn: Connection, *, user_id: int, month: str, seconds: int, billable_seconds: int
 ) -> MonthlyUsageRow:
@@ -68,35 +98,20 @@ async def add_completed_call(
     On PostgreSQL the upsert locks the month's row until the caller's transaction ends, so the
     charge the caller then computes from these totals cannot interleave with another call's.
     """
-    now = datetime.now(UTC)
-    query = (
-        insert(monthly_usage)
-        .values(
-            user_id=user_id,
-            month=month,
-            total_calls=1,
-            total_seconds=seconds,
-            billable_seconds=billable_seconds,
-            usage_charge_usd=Decimal(0),
-            updated_at=now,
-        )
-        .on_conflict_do_update(
-            index_elements=["user_id", "month"],
-            set_={
-                "total_calls": monthly_usage.c.total_calls + 1,
-                "total_seconds": monthly_usage.c.total_seconds + seconds,
-                "billable_seconds": monthly_usage.c.billable_seconds + billable_seconds,
-                "updated_at": now,
-            },
-        )
-        .returning(*monthly_usage.c)
+    row = await _ADD_COMPLETED_CALL.fetch_one(
+        conn,
+        user_id=user_id,
+        month=month,
+        total_calls=1,
+        total_seconds=seconds,
+        billable_seconds=billable_seconds,
+        usage_charge_usd=Decimal(0),
+        updated_at=datetime.now(UTC),
     )
-    return MonthlyUsageRow.from_record(await conn.fetch_one(query))
+    return MonthlyUsageRow.from_record(row)
 
 
 async def set_month_charge(conn: Connection, *, user_id: int, month: str, usage_charge_usd: Decimal) -> None:
-    await conn.execute(
-        monthly_usage.update()
-        .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month == month)
-        .values(usage_charge_usd=usage_charge_usd)
+    await _SET_MONTH_CHARGE.execute(
+        conn, key_user_id=user_id, key_month=month, usage_charge_usd=usage_charge_usd
     )
