@@ -58,7 +58,7 @@ FROM (
     FROM (
         SELECT n,
             CASE WHEN n % 1000 < $3 THEN 1 ELSE 2 + (n % ($4 - 1)) END AS u,
-            1 + (n * 7919) % 900 AS d,
+            1 + (n::bigint * 7919) % 900 AS d,
             $5::timestamptz + (n::float8 / $2) * ($6::timestamptz - $5::timestamptz) AS t
         FROM generate_series(0, $2 - 1) AS n
     ) AS generated

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,7 +21,6 @@ from callmeter import rest
 from callmeter.billing.plans import pay_as_you_go
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
-from callmeter.db.migrate import migrate
 from callmeter.errors import CallmeterError, DatabaseUnavailableError
 from callmeter.limits import BodySizeLimit
 from callmeter.logs import configure_logging
@@ -66,11 +66,16 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if migrate_on_start:
+            from callmeter.db.migrate import migrate  # imported here: Alembic only when it runs
+
             migrate(settings.database_url)
         app.state.db = Database(settings.database_url)
         await app.state.db.connect()
         app.state.bus = LiveBus(app.state.db)
-        await app.state.bus.start()
+        try:
+            await app.state.bus.start()
+        except asyncpg.UndefinedTableError:
+            raise RuntimeError("the database has no callmeter tables: run `callmeter migrate`") from None
         # Everything built so far (libraries, the schema) lives as long as the process: exempt it
         # from collection, or each full collection scans it all (pauses of 150+ ms were measured).
         gc.collect()

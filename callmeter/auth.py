@@ -2,13 +2,16 @@
 
 The algorithm is pinned to HS256 (so `alg: none` and algorithm-confusion tokens are refused), `exp`
 is required, and `iss`/`aud` are checked when configured. `sub` is the user's id, a positive integer
-given as a string or a number.
+given as a string or a number. A token's signature is checked once per process (an LRU of valid
+tokens); its expiry on every request.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 
@@ -42,18 +45,26 @@ def issue_token(
 
 
 def verify_token(settings: Settings, token: str) -> Viewer:
+    viewer, expires_at = _verified(
+        token, str(settings.jwt_secret), settings.jwt_issuer, settings.jwt_audience
+    )
+    if expires_at <= time.time():  # checked on every use: a cached token still expires on time
+        raise UnauthenticatedError("token expired")
+    return viewer
+
+
+@lru_cache(maxsize=4096)
+def _verified(token: str, secret: str, issuer: str | None, audience: str | None) -> tuple[Viewer, int]:
+    """A valid token's viewer and expiry. Dashboards send one token many times: its signature is
+    checked once (invalid tokens raise, and exceptions are never cached)."""
     try:
         claims = jwt.decode(
             token,
-            str(settings.jwt_secret),
+            secret,
             algorithms=[ALGORITHM],
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            options={
-                "require": ["exp", "sub"],
-                "verify_sub": False,
-                "verify_aud": settings.jwt_audience is not None,
-            },
+            issuer=issuer,
+            audience=audience,
+            options={"require": ["exp", "sub"], "verify_sub": False, "verify_aud": audience is not None},
         )
     except jwt.ExpiredSignatureError:
         raise UnauthenticatedError("token expired") from None
@@ -65,7 +76,7 @@ def verify_token(settings: Settings, token: str) -> Viewer:
     subject = str(subject)
     if not subject.isascii() or not subject.isdigit() or not 0 < int(subject) < 2**63:
         raise UnauthenticatedError("invalid token: sub must be a positive integer user id")
-    return Viewer(user_id=int(subject), is_admin=claims.get("role") == "admin")
+    return Viewer(user_id=int(subject), is_admin=claims.get("role") == "admin"), claims["exp"]
 
 
 def viewer_from_authorization(settings: Settings, header: str | None) -> Viewer:

@@ -7,8 +7,6 @@ import io
 import json
 from collections.abc import Sequence
 
-from fpdf import FPDF
-
 from callmeter.billing.money import format_usd
 from callmeter.resolvers.invoices import InvoiceView
 
@@ -100,6 +98,8 @@ def as_json(views: Sequence[InvoiceView]) -> str:
 
 
 def as_pdf(views: Sequence[InvoiceView]) -> bytes:
+    from fpdf import FPDF  # imported here: fpdf2 is slow to import and only PDFs need it
+
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(auto=True, margin=15)
     for view in views:

@@ -1,6 +1,7 @@
 """Limits on what one request may cost: GraphQL document shape and request body size.
 
-GraphQL: depth 10, 30 aliases, 2,000 tokens, and at most 500 items a page (resolvers/calls.py).
+GraphQL: depth 10, 30 aliases, 2,000 tokens, and at most 500 items a page (resolvers/calls.py);
+parsing and validation are cached per distinct document (a bounded LRU), after the token limit.
 Bodies: 1 MiB for the API (the callback route keeps its own 64 KiB limit), checked against the
 declared Content-Length and again while streaming, so a chunked upload cannot get past it.
 """
@@ -10,7 +11,14 @@ from __future__ import annotations
 from graphql import GraphQLError, ValidationContext, ValidationRule
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 MAX_DEPTH = 10
 MAX_ALIASES = 30
@@ -33,16 +41,19 @@ def _tolerant(rule: type[ValidationRule]) -> type[ValidationRule]:
     return Tolerant
 
 
-class QueryDepthLimit(QueryDepthLimiter):
-    def __init__(self, max_depth: int) -> None:
-        super().__init__(max_depth=max_depth)
-        self.validation_rules = [_tolerant(rule) for rule in self.validation_rules]
-
+# The rule classes are made once, so identical documents validate once (ValidationCache is keyed by
+# the document and the rules): the dashboard sends the same few documents over and over.
+_LIMIT_RULES = (
+    *(_tolerant(rule) for rule in QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules),
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
+GRAPHQL_CACHE_SIZE = 256
 
 GRAPHQL_LIMITS = [
-    lambda: QueryDepthLimit(max_depth=MAX_DEPTH),
-    lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
     lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    lambda: ParserCache(maxsize=GRAPHQL_CACHE_SIZE),
+    lambda: AddValidationRules(list(_LIMIT_RULES)),
+    lambda: ValidationCache(maxsize=GRAPHQL_CACHE_SIZE),
 ]
 
 

@@ -20,7 +20,12 @@ class JSONLineFormatter(logging.Formatter):
             line["call_sid"] = call_sid
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
+        # Readable UTF-8, but never a character that log shippers (and str.splitlines) take for a
+        # line break: JSON escapes the ASCII ones, these three it leaves raw.
+        return json.dumps(line, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
 def configure_logging(level: int = logging.INFO) -> None:

@@ -168,6 +168,12 @@ async def test_active_calls_and_outbound_attribution_by_from(server, client):
     await post_callback(client, server.base_url, events[3])
     active = (await graphql(client, query, headers=auth(3)))["data"]["usage"]["activeCalls"]
     assert active == []
+    # A page of calls brings each agent's name with it; its numbers are loaded when asked for.
+    page = "{ usage { calls { edges { node { agent { id name phoneNumbers } } } } } }"
+    edges = (await graphql(client, page, headers=auth(3)))["data"]["usage"]["calls"]["edges"]
+    assert edges == [
+        {"node": {"agent": {"id": str(agent_id), "name": "outbound", "phoneNumbers": ["+15550009999"]}}}
+    ]
 
 
 async def test_agent_id_query_parameter_attributes_the_call(server, client):

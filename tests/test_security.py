@@ -291,3 +291,15 @@ async def test_every_http_response_says_how_long_the_service_took(server, client
         timing = response.headers.get("server-timing", "")
         assert re.fullmatch(r"app;dur=\d+\.\d{3}", timing), (response.status_code, timing)
         assert float(timing.split("=")[1]) < 30_000
+
+
+def test_a_log_line_is_one_line_whatever_the_message_holds():
+    import logging
+
+    from callmeter.logs import JSONLineFormatter
+
+    message = "from \x85 fuzz\u2028 input\u2029 \n Núñez \x1c"
+    record = logging.LogRecord("callmeter", logging.INFO, __file__, 1, message, None, None)
+    line = JSONLineFormatter().format(record)
+    assert len(line.splitlines()) == 1 and "Núñez" in line
+    assert json.loads(line)["msg"] == message

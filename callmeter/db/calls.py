@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import bindparam, func, select, tuple_
 
 from callmeter.db.connection import Connection
+from callmeter.db.prepared import Prepared
 from callmeter.db.tables import agents, call_usage
 from callmeter.db.types import to_decimal, to_utc
 
@@ -83,6 +85,27 @@ async def fetch_calls_by_ids(conn: Connection, *, ids: Sequence[int]) -> list[Ca
     return [CallRow.from_record(row) for row in rows]
 
 
+@cache
+def _page_query(*, status: bool, agent: bool, before: bool) -> Prepared:
+    """One statement per combination of filters, compiled once."""
+    query = _CALL_COLUMNS.where(call_usage.c.user_id == bindparam("user_id"))
+    if status:
+        query = query.where(call_usage.c.status == bindparam("status"))
+    if agent:
+        query = query.where(call_usage.c.agent_id == bindparam("agent_id"))
+    if before:
+        # A row-value comparison is an index range condition; the equivalent OR is only a filter.
+        query = query.where(
+            tuple_(call_usage.c.sort_at, call_usage.c.id)
+            < tuple_(
+                bindparam("sort_at", type_=call_usage.c.sort_at.type),
+                bindparam("call_id", type_=call_usage.c.id.type),
+            )
+        )
+    query = query.order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc()).limit(bindparam("limit"))
+    return Prepared(query)
+
+
 async def list_calls(
     conn: Connection,
     *,
@@ -93,21 +116,11 @@ async def list_calls(
     agent_id: int | None = None,
 ) -> list[CallRow]:
     """Up to `limit` calls newest first, strictly after the keyset position `before`."""
-    query = _CALL_COLUMNS.where(call_usage.c.user_id == user_id)
-    if status is not None:
-        query = query.where(call_usage.c.status == status)
-    if agent_id is not None:
-        query = query.where(call_usage.c.agent_id == agent_id)
+    query = _page_query(status=status is not None, agent=agent_id is not None, before=before is not None)
+    params: dict[str, Any] = {"user_id": user_id, "limit": limit, "status": status, "agent_id": agent_id}
     if before is not None:
-        sort_at, call_id = before
-        query = query.where(
-            or_(
-                call_usage.c.sort_at < sort_at,
-                and_(call_usage.c.sort_at == sort_at, call_usage.c.id < call_id),
-            )
-        )
-    query = query.order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc()).limit(limit)
-    return [CallRow.from_record(row) for row in await conn.fetch_all(query)]
+        params["sort_at"], params["call_id"] = before
+    return [CallRow.from_record(row) for row in await query.fetch_all(conn, **params)]
 
 
 async def list_active_calls(conn: Connection, *, user_id: int) -> list[CallRow]:

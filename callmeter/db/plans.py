@@ -56,15 +56,18 @@ async def plan_for_month(conn: Connection, *, user_id: int, month: str) -> Plan 
     return plan_from_record(row) if row else None
 
 
+_PLAN_SCHEDULE = Prepared(
+    select(plans, plan_assignments.c.from_month)
+    .join(plan_assignments, plan_assignments.c.plan_id == plans.c.id)
+    .where(plan_assignments.c.user_id == bindparam("user_id"))
+    .order_by(plan_assignments.c.from_month)
+)
+
+
 async def plan_schedule(conn: Connection, *, user_id: int) -> list[tuple[str, Plan]]:
     """All of a user's plan assignments as (from month, plan), oldest first."""
-    query = (
-        select(plans, plan_assignments.c.from_month)
-        .join(plan_assignments, plan_assignments.c.plan_id == plans.c.id)
-        .where(plan_assignments.c.user_id == user_id)
-        .order_by(plan_assignments.c.from_month)
-    )
-    return [(row["from_month"], plan_from_record(row)) for row in await conn.fetch_all(query)]
+    rows = await _PLAN_SCHEDULE.fetch_all(conn, user_id=user_id)
+    return [(row["from_month"], plan_from_record(row)) for row in rows]
 
 
 def _plan_values(plan: Plan) -> dict[str, Any]:

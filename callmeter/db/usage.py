@@ -41,23 +41,36 @@ class MonthlyUsageRow:
         return cls(user_id, month, 0, 0, 0, Decimal("0.00"))
 
 
-async def fetch_month(conn: Connection, *, user_id: int, month: str) -> MonthlyUsageRow:
-    row = await conn.fetch_one(
-        select(monthly_usage).where(monthly_usage.c.user_id == user_id, monthly_usage.c.month == month)
+_FETCH_MONTH = Prepared(
+    select(monthly_usage).where(
+        monthly_usage.c.user_id == bindparam("user_id"), monthly_usage.c.month == bindparam("month")
     )
+)
+
+
+async def fetch_month(conn: Connection, *, user_id: int, month: str) -> MonthlyUsageRow:
+    row = await _FETCH_MONTH.fetch_one(conn, user_id=user_id, month=month)
     return MonthlyUsageRow.from_record(row) if row else MonthlyUsageRow.empty(user_id, month)
+
+
+_FETCH_MONTHS = Prepared(
+    select(monthly_usage)
+    .where(
+        monthly_usage.c.user_id == bindparam("user_id"),
+        monthly_usage.c.month >= bindparam("first"),
+        monthly_usage.c.month <= bindparam("last"),
+    )
+    .order_by(monthly_usage.c.month)
+)
 
 
 async def fetch_months(
     conn: Connection, *, user_id: int, first: str | None = None, last: str | None = None
 ) -> list[MonthlyUsageRow]:
     """The months with usage between `first` and `last` (inclusive), oldest first."""
-    query = select(monthly_usage).where(monthly_usage.c.user_id == user_id)
-    if first is not None:
-        query = query.where(monthly_usage.c.month >= first)
-    if last is not None:
-        query = query.where(monthly_usage.c.month <= last)
-    rows = await conn.fetch_all(query.order_by(monthly_usage.c.month))
+    rows = await _FETCH_MONTHS.fetch_all(
+        conn, user_id=user_id, first=first or "0000-00", last=last or "9999-99"
+    )
     return [MonthlyUsageRow.from_record(row) for row in rows]
 
 

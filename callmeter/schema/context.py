@@ -30,6 +30,7 @@ class Context:
     auth_error: str | None = None
     connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
     agent_loader: DataLoader[int, Agent | None] = field(init=False)
+    numbers_loader: DataLoader[int, tuple[str, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.renew_loaders()
@@ -37,6 +38,7 @@ class Context:
     def renew_loaders(self) -> None:
         """Fresh per-operation loaders (a WebSocket keeps one context for its whole life)."""
         self.agent_loader = DataLoader(self._load_agents)
+        self.numbers_loader = DataLoader(self._load_numbers)
 
     def require_viewer(self) -> Viewer:
         return require_viewer(self.viewer, self.auth_error)
@@ -47,3 +49,8 @@ class Context:
         async with self.db.connection() as conn:
             found = {row.id: Agent.from_row(row) for row in await agents.fetch_agents(conn, ids=ids)}
         return [found.get(agent_id) for agent_id in ids]
+
+    async def _load_numbers(self, ids: Sequence[int]) -> list[tuple[str, ...]]:
+        async with self.db.connection() as conn:
+            found = {row.id: row.phone_numbers for row in await agents.fetch_agents(conn, ids=ids)}
+        return [found.get(agent_id, ()) for agent_id in ids]

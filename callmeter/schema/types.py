@@ -26,11 +26,18 @@ class CallStatus(Enum):
 class Agent:
     id: strawberry.ID
     name: str
-    phone_numbers: list[str]
+    known_numbers: strawberry.Private[tuple[str, ...] | None] = None
+
+    @strawberry.field
+    def phone_numbers(self, info: strawberry.Info) -> list[str]:
+        # An agent that came with a page of calls is only loaded (batched) if its numbers are asked for.
+        if self.known_numbers is not None:
+            return list(self.known_numbers)
+        return info.context.numbers_loader.load(int(self.id))  # type: ignore[no-any-return]
 
     @classmethod
     def from_row(cls, row: AgentRow) -> Agent:
-        return cls(id=strawberry.ID(str(row.id)), name=row.name, phone_numbers=list(row.phone_numbers))
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, known_numbers=row.phone_numbers)
 
 
 @strawberry.type
@@ -57,6 +64,8 @@ class Call:
 
     @classmethod
     def from_row(cls, row: CallRow, agent: Agent | None = None) -> Call:
+        if agent is None and row.agent_id is not None and row.agent_name is not None:
+            agent = Agent(id=strawberry.ID(str(row.agent_id)), name=row.agent_name)
         return cls(
             known_agent=agent,
             id=strawberry.ID(str(row.id)),
