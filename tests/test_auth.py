@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import timedelta
@@ -165,3 +166,14 @@ async def test_create_agent_is_admin_only_and_validated(client):
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
     agents = await graphql(client, "{ agents { name phoneNumbers } }", headers=auth(7))
     assert agents["data"]["agents"] == [{"name": "juana", "phoneNumbers": ["+18449263376"]}]
+
+
+async def test_a_token_accepted_before_still_expires_on_time(client):
+    # The service verifies a token's signature once and caches it: the expiry is still checked each time.
+    token = make_token(1, ttl=timedelta(seconds=2))
+    assert (
+        await client.get("/api/usage/current", headers={"Authorization": f"Bearer {token}"})
+    ).status_code == 200
+    await asyncio.sleep(2.2)
+    response = await client.get("/api/usage/current", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and "expired" in response.text
