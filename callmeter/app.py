@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -56,6 +57,16 @@ async def readyz(request: Request) -> Response:
 async def domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CallmeterError)
     return rest.error_response(exc)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """JSON under /api/ (what its clients parse), Starlette's plain text elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        return rest.http_error_response(exc.status_code, exc.detail, exc.headers)
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
 
 
 def create_app(settings: Settings | None = None, *, migrate_on_start: bool | None = None) -> Starlette:
@@ -113,7 +124,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
-        exception_handlers={CallmeterError: domain_error},
+        exception_handlers={CallmeterError: domain_error, HTTPException: http_error},
         middleware=[Middleware(ServerTiming), Middleware(BodySizeLimit)],
         lifespan=lifespan,
     )

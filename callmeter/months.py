@@ -19,8 +19,9 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         found = _MONTH.match(text or "")
-        if not found:
-            raise BadInputError(f"month must be YYYY-MM, got {text!r}")
+        if not found or not 1 <= int(found.group(1)) <= 9998:
+            shown = (text or "")[:20]
+            raise BadInputError(f"month must be YYYY-MM (years 0001 to 9998), got {shown!r}")
         return cls(int(found.group(1)), int(found.group(2)))
 
     @classmethod

@@ -41,7 +41,18 @@ def _json_default(value: object) -> object:
 
 
 def error_response(exc: CallmeterError) -> Response:
-    return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.http_status)
+    # RFC 6750: a 401 names the scheme the client should authenticate with.
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.http_status, headers=headers)
+
+
+HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def http_error_response(status_code: int, detail: str, headers: dict[str, str] | None) -> Response:
+    """Starlette's own errors (no such route, wrong method) in the same JSON shape."""
+    code = HTTP_CODES.get(status_code, "BAD_REQUEST" if status_code < 500 else "INTERNAL_SERVER_ERROR")
+    return JSONResponse({"error": detail, "code": code}, status_code=status_code, headers=headers)
 
 
 def _viewer_and_user(request: Request) -> tuple[Viewer, int]:

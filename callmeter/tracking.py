@@ -7,6 +7,7 @@ never left, and the final event's `CallDuration` is authoritative.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,6 +29,7 @@ RANKS = {
 }
 FINAL_RANK = 3
 TWILIO_STATUSES = frozenset(RANKS) - {CREATED}
+CALL_SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # Twilio's are CA + 32 hex digits; test SIDs vary
 
 
 class CallStatus(StrEnum):

@@ -49,6 +49,16 @@ async def test_rest_without_a_token_is_401(client, route):
     response = await client.get(route)
     assert response.status_code == 401
     assert response.json()["code"] == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_unknown_api_routes_answer_json(client):
+    response = await client.get("/api/usage/nothing-here", headers=auth(1))
+    assert response.status_code == 404
+    assert response.json()["code"] == "NOT_FOUND"
+    response = await client.post("/api/usage/current", headers=auth(1))
+    assert response.status_code == 405
+    assert response.json()["code"] == "METHOD_NOT_ALLOWED"
 
 
 @pytest.mark.parametrize("name", sorted(BAD_TOKENS))
@@ -122,12 +132,16 @@ async def test_another_users_call_by_sid_is_not_visible(server, client):
         "/api/usage/calls?limit=501",
         "/api/usage/calls?limit=ten",
         "/api/usage/current?user_id=abc",
+        "/api/usage/history?month=0000-01",
     ],
 )
 async def test_bad_rest_input_is_400(client, route):
     response = await client.get(route, headers=auth(1, admin=True))
     assert response.status_code == 400
     assert response.json()["code"] == "BAD_USER_INPUT"
+
+
+FORGED_CURSOR = base64.urlsafe_b64encode(b"9999-12-31T23:59:59+00:00|" + b"9" * 23).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
@@ -138,6 +152,7 @@ async def test_bad_rest_input_is_400(client, route):
         "{ usage { calls(first: 0) { edges { cursor } } } }",
         "{ usage { calls(first: 501) { edges { cursor } } } }",
         '{ usage { calls(after: "!!!") { edges { cursor } } } }',
+        '{ usage { calls(after: "' + FORGED_CURSOR + '") { edges { cursor } } } }',  # id over 2^63
         '{ usage { calls(agentId: "x") { edges { cursor } } } }',
         '{ usage(userId: "abc") { current { month } } }',
     ],
@@ -160,6 +175,8 @@ async def test_create_agent_is_admin_only_and_validated(client):
         {**good["input"], "phoneNumbers": ["8449263376"]},
         {**good["input"], "name": " "},
         {**good["input"], "phoneNumbers": []},
+        {**good["input"], "name": "ju\x00ana"},
+        {**good["input"], "name": "ju\nana"},
         good["input"],
     ):  # the last: number taken
         body = await graphql(client, mutation, {"input": bad}, headers=auth(1, admin=True))
@@ -177,3 +194,13 @@ async def test_a_token_accepted_before_still_expires_on_time(client):
     await asyncio.sleep(2.2)
     response = await client.get("/api/usage/current", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401 and "expired" in response.text
+
+
+async def test_null_page_sizes_mean_the_default_and_impossible_sids_match_nothing(client):
+    query = (
+        'query($f: Int) { usage { calls(first: $f) { edges { cursor } } call(callSid: "CA\\u0000") { id } } }'
+    )
+    body = await graphql(client, query, {"f": None}, headers=auth(1))
+    assert "errors" not in body and body["data"]["usage"] == {"calls": {"edges": []}, "call": None}
+    body = await graphql(client, "{ unattributedEvents(first: null) { id } }", headers=auth(1, admin=True))
+    assert body == {"data": {"unattributedEvents": []}}

@@ -88,6 +88,10 @@ async def test_hmac_sha256_signatures_when_the_settings_header_asks(server, clie
         {"CallSid": "CA" + "4" * 32, "CallStatus": "completed", "CallDuration": "12.5"},
         {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "SequenceNumber": "x"},
         {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "Timestamp": "yesterday-ish"},
+        # PostgreSQL cannot store NUL in text: refused on both databases, in any field.
+        {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "From": "+1555\x00"},
+        {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "AccountSid": "AC\x00"},
+        {"CallSid": "CA" + "4" * 32, "CallStatus": "ringing", "Extra\x00": "x"},
     ],
 )
 async def test_signed_bodies_that_are_not_status_callbacks_get_400(server, client, form):

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +17,18 @@ import httpx
 import pytest
 
 from callmeter.db.migrate import migrate
-from tests.factories import add_agent, auth, clear_tables, create_pg_database, start_server
+from tests.conftest import ADMIN_URL, require_backend
+from tests.factories import (
+    add_agent,
+    auth,
+    call_events,
+    clear_tables,
+    create_pg_database,
+    drop_pg_database,
+    graphql,
+    post_callback,
+    start_server,
+)
 from tests.storm import NUMBER, Storm
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -148,6 +160,40 @@ async def test_readyz_reports_an_unreachable_database(private_postgres, tmp_path
         assert httpx.get(handle.base_url + "/readyz").status_code == 200
     finally:
         handle.stop()
+
+
+async def test_a_database_refusing_connections_is_503_everywhere(tmp_path):
+    """Not down but refusing (`ALLOW_CONNECTIONS false`, its sessions ended): every route says
+    503 / SERVICE_UNAVAILABLE, never a 500, and all is well again once it accepts connections."""
+    require_backend("postgresql")
+    url = await asyncio.to_thread(create_pg_database, ADMIN_URL, f"callmeter_refusing_{os.getpid()}")
+    name = url.rsplit("/", 1)[1]
+    migrate(url)
+    handle = start_server(url, tmp_path)
+    admin = await asyncpg.connect(ADMIN_URL)
+    try:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name)
+        async with httpx.AsyncClient(base_url=handle.base_url) as client:
+            assert (await client.get("/readyz")).status_code == 503
+            response = await client.get("/api/usage/current", headers=auth(1))
+            assert response.status_code == 503
+            assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+            body = await graphql(client, "{ usage { current { totalCalls } } }", headers=auth(1))
+            assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+            form = call_events("CA" + "9" * 32, answered_at=datetime.now(UTC), duration=30)[0]
+            assert (await post_callback(client, handle.base_url, form)).status_code == 503
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            for _ in range(50):
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await client.get("/api/usage/current", headers=auth(1))).status_code == 200
+    finally:
+        handle.stop()
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+        await asyncio.to_thread(drop_pg_database, ADMIN_URL, url)
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from callmeter.billing.money import EXACT, per_minute, round_cents
+from callmeter.text import is_one_line
 
 
 class PlanKind(StrEnum):
@@ -53,6 +54,8 @@ def validate_plan(plan: Plan) -> Plan:
     """The plan, or a PlanError naming the first problem."""
     if not plan.name.strip() or len(plan.name) > 200:
         raise PlanError("a plan needs a name of 1 to 200 characters")
+    if not is_one_line(plan.name):
+        raise PlanError("a plan's name must not contain control characters or line breaks")
     if not 1 <= plan.billing_increment_seconds <= 3600:
         raise PlanError("billingIncrementSeconds must be between 1 and 3600")
     if not 0 <= plan.minimum_billable_seconds <= 86400:

@@ -19,6 +19,7 @@ from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import agents, call_usage
 from callmeter.db.types import to_decimal, to_utc
+from callmeter.tracking import CALL_SID
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ _CALL_COLUMNS = select(call_usage, agents.c.name.label("agent_name")).outerjoin(
 
 
 async def fetch_call(conn: Connection, *, user_id: int, call_sid: str) -> CallRow | None:
+    if not CALL_SID.match(call_sid):
+        return None  # never stored (and a NUL in it would be an error on PostgreSQL)
     row = await conn.fetch_one(
         _CALL_COLUMNS.where(call_usage.c.user_id == user_id, call_usage.c.call_sid == call_sid)
     )

@@ -67,24 +67,37 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        try:
-            async with self._db.connection() as conn:
-                yield conn
-        except UNAVAILABLE as exc:
-            raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+        async with self._unavailable_as_error() as opened, self._db.connection() as conn:
+            opened.append(True)
+            yield conn
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """A write transaction on a connection of its own; commits when the block exits cleanly."""
-        try:
+        async with self._unavailable_as_error() as opened:
             if self.is_sqlite:
                 async with self._write_lock, self._db.connection() as conn:
+                    opened.append(True)
                     async with conn.transaction():
                         yield conn
             else:
-                async with self._db.connection() as conn, conn.transaction():
-                    yield conn
+                async with self._db.connection() as conn:
+                    opened.append(True)
+                    async with conn.transaction():
+                        yield conn
+
+    @asynccontextmanager
+    async def _unavailable_as_error(self) -> AsyncIterator[list[bool]]:
+        """Lost connections, and any refusal while opening one (the server starting or shutting
+        down, a database not accepting connections, ...), become DatabaseUnavailableError."""
+        opened: list[bool] = []
+        try:
+            yield opened
         except UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            if opened:
+                raise
             raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
 
     def pool_stats(self) -> dict[str, int]:

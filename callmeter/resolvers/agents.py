@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 
 from callmeter.errors import BadInputError
+from callmeter.text import is_one_line
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -14,6 +15,8 @@ def validate_agent(name: str, numbers: Sequence[str]) -> tuple[str, list[str]]:
     name = name.strip()
     if not name or len(name) > 200:
         raise BadInputError("agent name must be 1 to 200 characters")
+    if not is_one_line(name):
+        raise BadInputError("agent name must not contain control characters or line breaks")
     if not numbers:
         raise BadInputError("an agent needs at least one phone number")
     cleaned = [number.strip() for number in numbers]

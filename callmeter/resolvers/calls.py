@@ -26,17 +26,24 @@ class CallPage:
 
 
 def encode_cursor(call: CallRow) -> str:
-    raw = f"{call.sort_at.isoformat()}|{call.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return _encode(f"{call.sort_at.isoformat()}|{call.id}")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The position a cursor of `encode_cursor` names; anything else is bad input."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, call_id = raw.split("|")
-        return to_utc(datetime.fromisoformat(moment)), int(call_id)
+        position = to_utc(datetime.fromisoformat(moment)), int(call_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadInputError("`after` is not a cursor this service gave out") from None
+        position = None
+    if position is None or not 0 < position[1] < 2**63 or cursor != _encode(raw):
+        raise BadInputError("`after` is not a cursor this service gave out")
+    return position
+
+
+def _encode(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def check_page_size(first: int, name: str = "first") -> int:

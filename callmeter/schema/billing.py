@@ -73,8 +73,8 @@ class PlanInput:
     monthly_fee_usd: Decimal | None = None
     included_minutes: int | None = None
     overage_rate_per_minute: Decimal | None = None
-    billing_increment_seconds: int = 1
-    minimum_billable_seconds: int = 0
+    billing_increment_seconds: int | None = 1  # null: the default, as API.md's `Int = 1`
+    minimum_billable_seconds: int | None = 0
 
 
 @strawberry.type

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -20,6 +21,11 @@ from typing import Any
 
 import strawberry
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from strawberry.utils.logging import StrawberryLogger
+
+from callmeter.errors import CallmeterError, DatabaseUnavailableError
+
+log = logging.getLogger("callmeter.graphql")
 
 SHARED_ROOT_FIELDS = frozenset({"activeCalls"})
 _END = object()
@@ -126,7 +132,8 @@ def _is_end(item: object) -> bool:
 
 
 class Schema(strawberry.Schema):
-    """strawberry.Schema whose identical live lists share one execution (see the module docstring)."""
+    """strawberry.Schema whose identical live lists share one execution (see the module docstring),
+    and which logs a traceback only for errors that are not the client's."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -156,3 +163,14 @@ class Schema(strawberry.Schema):
         if key is None or operation_extensions:
             return await start(**arguments)
         return self._shared.join(key, lambda: start(**arguments))
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            original = error.original_error
+            client_error = isinstance(original, CallmeterError) and original.http_status < 500
+            if original is None or client_error:  # None: the document failed parsing or validation
+                log.info("GraphQL request refused: %s", error.message)
+            elif isinstance(original, DatabaseUnavailableError):
+                log.warning("GraphQL request failed: %s", error.message)
+            else:
+                StrawberryLogger.error(error, execution_context)

@@ -37,9 +37,9 @@ class Query:
         return [Agent.from_row(row) for row in rows]
 
     @strawberry.field
-    async def unattributed_events(self, info: strawberry.Info, first: int = 50) -> list[WebhookEvent]:
+    async def unattributed_events(self, info: strawberry.Info, first: int | None = 50) -> list[WebhookEvent]:
         require_admin(info.context.require_viewer())
-        check_page_size(first)
+        first = check_page_size(50 if first is None else first)
         async with info.context.db.connection() as conn:
             rows = await events.list_unattributed(conn, limit=first)
         return [WebhookEvent.from_row(row) for row in rows]
@@ -67,8 +67,8 @@ class Mutation:
             monthly_fee_usd=input.monthly_fee_usd,
             included_minutes=input.included_minutes,
             overage_rate_per_minute=input.overage_rate_per_minute,
-            billing_increment_seconds=input.billing_increment_seconds,
-            minimum_billable_seconds=input.minimum_billable_seconds,
+            billing_increment_seconds=_or(input.billing_increment_seconds, 1),
+            minimum_billable_seconds=_or(input.minimum_billable_seconds, 0),
         )
         return Plan.from_value(await plan_resolvers.create_plan(info.context.db, plan))
 
@@ -93,3 +93,7 @@ class Mutation:
             info.context.db, month=Month.parse(month), default_plan=info.context.default_plan
         )
         return [Invoice.from_view(view, viewer_user_id=viewer.user_id) for view in views]
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value

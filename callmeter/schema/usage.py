@@ -59,7 +59,7 @@ class Usage:
     async def calls(
         self,
         info: strawberry.Info,
-        first: int = 50,
+        first: int | None = 50,  # null: the default, as API.md's `Int = 50`
         after: str | None = None,
         status: CallStatus | None = None,
         agent_id: strawberry.ID | None = None,
@@ -68,7 +68,7 @@ class Usage:
             page = await call_resolvers.call_page(
                 conn,
                 user_id=self.user_id,
-                first=first,
+                first=50 if first is None else first,
                 after=after,
                 status=status.name if status else None,
                 agent_id=agent_id,

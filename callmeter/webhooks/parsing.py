@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from callmeter.errors import BadInputError
-from callmeter.tracking import TWILIO_STATUSES, StatusCallback
+from callmeter.tracking import CALL_SID, TWILIO_STATUSES, StatusCallback
 
-_SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_FIELD = 256
 
 
 def parse_status_callback(form: Mapping[str, str], *, received_at: datetime) -> StatusCallback:
+    # The whole form is kept for audit, and PostgreSQL cannot store a NUL character in text.
+    if any("\x00" in key or "\x00" in value for key, value in form.items()):
+        raise BadInputError("not a Twilio status callback: a field contains a NUL character")
     call_sid = form.get("CallSid", "")
-    if not _SID.match(call_sid):
+    if not CALL_SID.match(call_sid):
         raise BadInputError("not a Twilio status callback: CallSid is missing or malformed")
     status = form.get("CallStatus", "").strip().lower()
     if status not in TWILIO_STATUSES:
