@@ -97,10 +97,11 @@ def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, Cha
     first_event_at = min(state.first_event_at, event.timestamp)
     if state.rank == FINAL_RANK or event.rank <= state.rank:
         # A late or repeated event never moves a call back; it may only reveal an earlier first
-        # event, which is when a call that was never answered sorts.
-        if first_event_at != state.first_event_at:
-            return replace(state, first_event_at=first_event_at), None
-        return state, None
+        # event (when a call that was never answered sorts), or when a completed call was answered.
+        revised = replace(state, first_event_at=first_event_at)
+        if _answered_late(state, event):
+            revised = replace(revised, started_at=event.timestamp)
+        return revised, None
     status = "in-progress" if event.call_status == "answered" else event.call_status
     if event.rank < 2:
         return replace(state, twilio_status=status, first_event_at=first_event_at), ChangeKind.UPDATED
@@ -134,3 +135,20 @@ def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, Cha
         first_event_at=min(first_event_at, started_at),
     )
     return ended, ChangeKind.ENDED
+
+
+def _answered_late(state: CallState, event: StatusCallback) -> bool:
+    """True for the answer of a completed call whose start was estimated as its end minus its
+    duration (the `completed` event came first). The estimate is replaced by the answer's time, as
+    if the events had come in order, unless that would move the call to another month: its month's
+    totals are already billed, so there the estimate stays."""
+    if state.status is not CallStatus.COMPLETED or event.rank != 2 or state.started_at is None:
+        return False
+    estimated = state.ended_at is not None and state.started_at == state.ended_at - timedelta(
+        seconds=state.duration_seconds
+    )
+    return (
+        estimated
+        and event.timestamp != state.started_at
+        and (event.timestamp.year, event.timestamp.month) == (state.started_at.year, state.started_at.month)
+    )

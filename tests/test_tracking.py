@@ -68,3 +68,24 @@ def test_failed_finals_cost_nothing_and_have_no_start():
 def test_completed_without_duration_uses_the_answer_time():
     state, _ = replay([EVENTS[2], event("completed", T0 + timedelta(seconds=75))])
     assert state.duration_seconds == 75
+
+
+def test_the_answer_time_wins_over_the_estimate_whatever_the_order():
+    # Twilio's CallDuration and Timestamps need not agree to the second: here the call was answered
+    # 25 s before it ended but reports 60 s. started_at is the answer's time in every order.
+    answered = event("in-progress", T0, sequence=2)
+    completed = event("completed", T0 + timedelta(seconds=25), duration=60, sequence=3)
+    for order in itertools.permutations([EVENTS[0], answered, completed]):
+        state, changes = replay(list(order))
+        assert (state.started_at, state.duration_seconds) == (T0, 60), order
+        assert changes.count(ChangeKind.ENDED) == 1
+
+
+def test_a_late_answer_never_moves_a_completed_call_to_another_month():
+    midnight = datetime(2026, 11, 1, tzinfo=UTC)
+    answered = event("in-progress", midnight + timedelta(seconds=5), sequence=2)
+    completed = event("completed", midnight + timedelta(seconds=30), duration=60, sequence=3)
+    state, _ = replay([completed, answered])
+    assert state.started_at == midnight - timedelta(seconds=30)  # October's, where it was billed
+    state, _ = replay([answered, completed])
+    assert state.started_at == answered.timestamp
