@@ -15,15 +15,22 @@ from callmeter.errors import CallmeterError
 from callmeter.settings import Settings, load_settings
 
 T = TypeVar("T")
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_DURATION = re.compile(r"(\d+)([smhd])", re.ASCII)
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_TTL = timedelta(days=3650)
+# Ids are BIGINT columns; a token's `sub` and GraphQL's ID accept the same range.
+ID = click.IntRange(1, 2**63 - 1)
 
 
 def parse_ttl(value: str) -> timedelta:
-    found = _DURATION.match(value.strip())
-    if not found or int(found.group(1)) == 0:
-        raise click.BadParameter(f"{value!r} is not a duration like 90s, 15m, 24h or 7d")
-    return timedelta(**{_UNITS[found.group(2)]: int(found.group(1))})
+    found = _DURATION.fullmatch(value.strip())
+    amount = found.group(1).lstrip("0") if found else ""
+    if not found or not amount:
+        raise click.BadParameter(f"{value!r} is not a duration like 90s, 15m, 24h or 7d", param_hint="--ttl")
+    ttl = timedelta(seconds=int(amount) * _SECONDS[found.group(2)]) if len(amount) <= 9 else None
+    if ttl is None or ttl > MAX_TTL:
+        raise click.BadParameter(f"{value!r} is longer than {MAX_TTL.days}d", param_hint="--ttl")
+    return ttl
 
 
 def run_async(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
@@ -41,6 +48,23 @@ def settings_of(ctx: click.Context) -> Settings:
     if ctx.find_root().obj is None:
         ctx.find_root().obj = load_settings()
     return ctx.find_root().obj  # type: ignore[no-any-return]
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse in one line what uvicorn would report in several log lines and exit 3 on."""
+    import errno
+    import socket
+
+    from callmeter.errors import unreachable_reason
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(f"port {port} on {host} is already in use") from None
+        raise click.ClickException(f"cannot listen on {host}:{port}: {unreachable_reason(exc)}") from None
 
 
 @cli.command()
@@ -65,20 +89,25 @@ def serve(
     """Run the service (migrates the embedded database first)."""
     import uvicorn
 
+    from callmeter.commands import check_database
     from callmeter.db.migrate import migrate
 
     settings = settings_of(ctx)
+    host, port = host or settings.host, port or settings.port
+    if settings.is_sqlite and workers > 1:
+        raise click.BadParameter(
+            "SQLite serves one process: use PostgreSQL for --workers > 1", param_hint="--workers"
+        )
+    ensure_port_free(host, port)
     if settings.is_sqlite:
-        if workers > 1:
-            raise click.BadParameter(
-                "SQLite serves one process: use PostgreSQL for --workers > 1", param_hint="--workers"
-            )
         migrate(settings.database_url)
+    else:
+        run_async(check_database, settings)
     uvicorn.run(
         "callmeter.app:create_served_app",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
+        host=host,
+        port=port,
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
@@ -100,7 +129,7 @@ def migrate_command(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--user", "user_id", type=click.IntRange(min=1), required=True, help="User id.")
+@click.option("--user", "user_id", type=ID, required=True, help="User id.")
 @click.option("--admin", is_flag=True, help="Grant the admin role.")
 @click.option("--ttl", default="24h", show_default=True, help="Lifetime: 90s, 15m, 24h, 7d.")
 @click.pass_context
@@ -118,7 +147,7 @@ def agent() -> None:
 
 
 @agent.command("add")
-@click.option("--user", "user_id", type=click.IntRange(min=1), required=True, help="Owner's id.")
+@click.option("--user", "user_id", type=ID, required=True, help="Owner's id.")
 @click.option("--name", required=True, help="Agent name shown on the dashboard.")
 @click.option(
     "--number", "numbers", multiple=True, required=True, help="E.164 number the agent answers (repeatable)."
@@ -147,13 +176,19 @@ def agent_add(ctx: click.Context, user_id: int, name: str, numbers: tuple[str, .
 @click.pass_context
 def simulate(ctx: click.Context, count: int, url: str | None, concurrency: int, seed: int | None) -> None:
     """Send realistic, signed Twilio status callbacks to a running service."""
+    import httpx
+
+    from callmeter.errors import unreachable_reason
     from callmeter.simulate import run_simulation
 
     settings = settings_of(ctx)
     base = (url or f"http://{settings.host}:{settings.port}").rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise click.BadParameter("must start with http:// or https://", param_hint="--url")
-    run_async(run_simulation, settings, base_url=base, count=count, concurrency=concurrency, seed=seed)
+    try:
+        run_async(run_simulation, settings, base_url=base, count=count, concurrency=concurrency, seed=seed)
+    except httpx.TransportError as exc:
+        raise click.ClickException(f"cannot reach {base}: {unreachable_reason(exc)}") from None
 
 
 class MonthParam(click.ParamType):
@@ -176,7 +211,7 @@ def parse_tier(text: str) -> tuple[int | None, str]:
         )
     if bound in ("max", "inf", ""):
         return None, rate
-    if not bound.isdigit():
+    if not bound.isascii() or not bound.isdigit():
         raise click.BadParameter(f"{bound!r} is not a whole number of minutes", param_hint="--tier")
     return int(bound), rate
 
@@ -233,8 +268,8 @@ def plan_add(
 
 
 @plan.command("assign")
-@click.option("--user", "user_id", type=click.IntRange(min=1), required=True)
-@click.option("--plan", "plan_id", type=click.IntRange(min=1), required=True)
+@click.option("--user", "user_id", type=ID, required=True)
+@click.option("--plan", "plan_id", type=ID, required=True)
 @click.option("--from", "from_month", type=MonthParam(), required=True, help="First month billed by it.")
 @click.pass_context
 def plan_assign(ctx: click.Context, user_id: int, plan_id: int, from_month: Any) -> None:
@@ -259,7 +294,7 @@ def plan_list(ctx: click.Context) -> None:
 
 @cli.command()
 @click.option("--month", type=MonthParam(), required=True)
-@click.option("--user", "user_id", type=click.IntRange(min=1), default=None)
+@click.option("--user", "user_id", type=ID, default=None)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "csv", "json", "pdf"]), default="text", show_default=True
 )
@@ -303,12 +338,12 @@ def invoice(
 @click.option(
     "--older-than",
     "older_than",
-    type=click.FloatRange(min=0),
+    type=click.IntRange(0, int(MAX_TTL.total_seconds())),
     default=None,
     help="Seconds since a call's last event (default: $RECONCILE_AFTER_SECONDS, 4 h).",
 )
 @click.pass_context
-def reconcile(ctx: click.Context, older_than: float | None) -> None:
+def reconcile(ctx: click.Context, older_than: int | None) -> None:
     """Close calls whose final callback never came, from Twilio's record (else flag them stale)."""
     from callmeter.commands import reconcile_calls
 

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 
+import asyncpg
+
 from callmeter.billing.plans import Plan, pay_as_you_go
 from callmeter.db import agents
 from callmeter.db import plans as db_plans
@@ -13,6 +15,7 @@ from callmeter.db.agents import AgentRow
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
 from callmeter.db.migrate import migrate
+from callmeter.errors import ConfigError
 from callmeter.months import Month
 from callmeter.reconciliation import ReconcileReport, reconcile_stale_calls
 from callmeter.resolvers.agents import validate_agent
@@ -31,8 +34,16 @@ async def opened_database(settings: Settings) -> AsyncIterator[Database]:
     await db.connect()
     try:
         yield db
+    except asyncpg.UndefinedTableError:
+        raise ConfigError("the database has no callmeter tables: run `callmeter migrate`") from None
     finally:
         await db.disconnect()
+
+
+async def check_database(settings: Settings) -> None:
+    """Connect once, so `serve` reports a database it cannot open in one line."""
+    async with opened_database(settings):
+        pass
 
 
 async def add_agent(settings: Settings, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:

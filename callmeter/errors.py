@@ -14,6 +14,8 @@ simply raise these.
 
 from __future__ import annotations
 
+import os
+
 
 class CallmeterError(Exception):
     code = "INTERNAL_SERVER_ERROR"
@@ -51,3 +53,18 @@ class NotFoundError(CallmeterError):
 class DatabaseUnavailableError(CallmeterError):
     code = "SERVICE_UNAVAILABLE"
     http_status = 503
+
+
+def unreachable_reason(exc: BaseException) -> str:
+    """Why a connection failed, in a few words (`connection refused`, `timed out`), from the innermost
+    operating-system error under the library's own."""
+    reason, cause, depth = str(exc) or type(exc).__name__, exc, 0
+    while cause is not None and depth < 10:
+        if isinstance(cause, TimeoutError):
+            reason = "timed out"
+        elif isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+            reason = os.strerror(cause.errno).lower()
+        elif isinstance(cause, OSError) and cause.strerror:
+            reason = cause.strerror.lower()
+        cause, depth = cause.__cause__ or cause.__context__, depth + 1
+    return reason

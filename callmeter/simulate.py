@@ -92,6 +92,14 @@ def plan_call(rng: random.Random, agent: AgentRow, now: datetime) -> SimulatedCa
     return call
 
 
+def _error_of(response: httpx.Response) -> str:
+    """What an answer without usage data says went wrong, on one line."""
+    try:
+        return " ".join(str(response.json()["errors"][0]["message"]).split())
+    except (ValueError, KeyError, IndexError, TypeError):
+        return f"HTTP {response.status_code} {response.reason_phrase}"
+
+
 async def _usage(client: httpx.AsyncClient, base_url: str, token: str, user_id: int) -> tuple:
     query = "query($u: ID){ usage(userId: $u){ current { totalCalls totalSeconds totalCostUsd } } }"
     response = await client.post(
@@ -99,8 +107,12 @@ async def _usage(client: httpx.AsyncClient, base_url: str, token: str, user_id: 
         json={"query": query, "variables": {"u": str(user_id)}},
         headers={"Authorization": f"Bearer {token}"},
     )
-    response.raise_for_status()
-    current = response.json()["data"]["usage"]["current"]
+    try:
+        current = response.json()["data"]["usage"]["current"]
+    except (ValueError, KeyError, TypeError):
+        raise click.ClickException(
+            f"{base_url}/graphql did not answer a usage query: {_error_of(response)}"
+        ) from None
     return current["totalCalls"], current["totalSeconds"], current["totalCostUsd"]
 
 

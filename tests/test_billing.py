@@ -88,6 +88,17 @@ def test_money_parsing_rejects_what_is_not_an_amount():
         (Plan("x", PlanKind.SUBSCRIPTION, monthly_fee_usd=D(49)), "overageRatePerMinute"),
         (Plan("x", PlanKind.PAY_AS_YOU_GO, rate_per_minute=D(1), included_minutes=5), "SUBSCRIPTION only"),
         (Plan("x", PlanKind.PAY_AS_YOU_GO, rate_per_minute=D(-1)), "negative"),
+        (Plan("x", PlanKind.PAY_AS_YOU_GO, rate_per_minute=D("1e30")), "ratePerMinute must be at most"),
+        (
+            Plan("x", PlanKind.SUBSCRIPTION, monthly_fee_usd=D("1000000.01"), overage_rate_per_minute=D(0)),
+            "monthlyFeeUsd must be at most",
+        ),
+        (
+            Plan("x", PlanKind.SUBSCRIPTION, included_minutes=2**31, overage_rate_per_minute=D(0)),
+            "includedMinutes",
+        ),
+        (Plan("x", PlanKind.VOLUME, tiers=(Tier(2**40, D(1)), Tier(None, D(1)))), "tier bounds"),
+        (Plan("x", PlanKind.VOLUME, tiers=(Tier(5, D(1)), Tier(None, D("1e7")))), r"tiers\[1\]"),
         (Plan("x", PlanKind.PAY_AS_YOU_GO, rate_per_minute=D(1), billing_increment_seconds=0), "Increment"),
         (Plan(" ", PlanKind.PAY_AS_YOU_GO, rate_per_minute=D(1)), "name"),
     ],

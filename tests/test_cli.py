@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+import socket
 import subprocess
 import sys
 
 import jwt
 import pytest
 
-from tests.factories import JWT_SECRET, server_env
+from tests.factories import JWT_SECRET, create_pg_database, drop_pg_database, server_env
 
 
 def run(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess[str]:
@@ -25,6 +27,26 @@ def run(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProces
 @pytest.fixture
 def env(database_url):
     return server_env(database_url)
+
+
+@pytest.fixture
+def embedded_env(tmp_path):
+    return server_env(f"sqlite:///{tmp_path / 'callmeter.db'}")
+
+
+@pytest.fixture
+def missing_database_url(database_url):
+    if database_url.startswith("sqlite"):
+        pytest.skip("a PostgreSQL server without the named database")
+    return database_url.rsplit("/", 1)[0] + "/callmeter_no_such_db"
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("callmeter: error: ") and message in lines[0], lines[0]
 
 
 def test_help_for_every_command(env, tmp_path):
@@ -130,3 +152,153 @@ def test_migrate_is_idempotent(env, tmp_path):
     for _ in range(2):
         result = run(["migrate"], env, tmp_path)
         assert result.returncode == 0, result.stderr
+
+
+OUT_OF_RANGE_ID = "is not in the range 1<=x<=9223372036854775807"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["token", "--user", "1", "--ttl", "99999999999d"], "'99999999999d' is longer than 3650d"),
+        (["token", "--user", "1", "--ttl", "9999999d"], "'9999999d' is longer than 3650d"),
+        (["token", "--user", "1", "--ttl", "3651d"], "'3651d' is longer than 3650d"),
+        (["token", "--user", "99999999999999999999"], OUT_OF_RANGE_ID),
+        (
+            ["agent", "add", "--user", "9223372036854775808", "--name", "x", "--number", "+18449263376"],
+            OUT_OF_RANGE_ID,
+        ),
+        (
+            ["plan", "assign", "--user", "9223372036854775808", "--plan", "1", "--from", "2026-01"],
+            OUT_OF_RANGE_ID,
+        ),
+        (
+            ["plan", "assign", "--user", "1", "--plan", "9223372036854775808", "--from", "2026-01"],
+            OUT_OF_RANGE_ID,
+        ),
+        (["invoice", "--month", "2026-01", "--user", "9223372036854775808"], OUT_OF_RANGE_ID),
+        (
+            ["plan", "add", "--name", "b", "--kind", "pay_as_you_go", "--rate", "1e30"],
+            "ratePerMinute must be at most 1000000",
+        ),
+        (
+            ["plan", "add", "--name", "b", "--kind", "subscription", "--fee", "1e30", "--overage", "0.1"],
+            "monthlyFeeUsd must be at most 1000000",
+        ),
+        (
+            ["plan", "add", "--name", "b", "--kind", "subscription", "--fee", "1", "--overage", "1e7"],
+            "overageRatePerMinute must be at most 1000000",
+        ),
+        (
+            [
+                "plan",
+                "add",
+                "--name",
+                "b",
+                "--kind",
+                "subscription",
+                "--fee",
+                "1",
+                "--overage",
+                "0.1",
+                "--included",
+                "99999999999999",
+            ],
+            "includedMinutes must be between 0 and 1000000000",
+        ),
+        (
+            [
+                "plan",
+                "add",
+                "--name",
+                "b",
+                "--kind",
+                "graduated",
+                "--tier",
+                "99999999999:0.1",
+                "--tier",
+                "max:0.01",
+            ],
+            "tier bounds must be between 1 and 1000000000 minutes",
+        ),
+        (
+            ["plan", "add", "--name", "b", "--kind", "volume", "--tier", "10:0.1", "--tier", "max:1e30"],
+            "tiers[1].ratePerMinute must be at most 1000000",
+        ),
+        (
+            [
+                "plan",
+                "add",
+                "--name",
+                "b",
+                "--kind",
+                "pay_as_you_go",
+                "--rate",
+                "1",
+                "--increment",
+                "99999999999999999999",
+            ],
+            "billingIncrementSeconds must be between 1 and 3600",
+        ),
+        (["reconcile", "--older-than", "nan"], "'nan' is not a valid integer"),
+    ],
+)
+def test_out_of_range_input_is_one_clear_line(embedded_env, tmp_path, args, message):
+    assert_one_line_error(run(args, embedded_env, tmp_path), message)
+
+
+def test_a_token_may_live_ten_years(embedded_env, tmp_path):
+    result = run(["token", "--user", "9223372036854775807", "--ttl", "3650d"], embedded_env, tmp_path)
+    claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "9223372036854775807"
+    assert claims["exp"] - claims["iat"] == 3650 * 86400
+
+
+def test_simulate_against_nothing_listening_is_one_line(embedded_env, tmp_path):
+    added = run(
+        ["agent", "add", "--user", "1", "--name", "a", "--number", "+18449263376"], embedded_env, tmp_path
+    )
+    assert added.returncode == 0, added.stderr
+    result = run(["simulate", "--url", "http://127.0.0.1:1", "--calls", "1"], embedded_env, tmp_path)
+    assert_one_line_error(result, "cannot reach http://127.0.0.1:1: connection refused")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["migrate"],
+        ["agent", "add", "--user", "1", "--name", "a", "--number", "+18449263376"],
+        ["plan", "list"],
+        ["serve", "--port", "1"],
+    ],
+)
+def test_a_missing_postgres_database_is_one_line(missing_database_url, tmp_path, args):
+    where = missing_database_url.split("@", 1)[1].split("/", 1)[0]
+    result = run(args, server_env(missing_database_url), tmp_path)
+    assert_one_line_error(result, f'database "callmeter_no_such_db" does not exist on {where}')
+
+
+def test_refused_unreachable_and_unmigrated_postgres_are_one_line(database_url, tmp_path):
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL only")
+    server = database_url.split("@", 1)[1].split("/", 1)[0]
+    no_role = f"postgresql://callmeter_no_such_role@{server}/postgres"
+    result = run(["plan", "list"], server_env(no_role), tmp_path)
+    assert_one_line_error(result, f'role "callmeter_no_such_role" does not exist on {server}')
+    result = run(["migrate"], server_env("postgresql://postgres@127.0.0.1:1/x"), tmp_path)
+    assert_one_line_error(result, "cannot reach the database at 127.0.0.1:1: connection refused")
+    unmigrated = create_pg_database(database_url, f"callmeter_unmigrated_{secrets.token_hex(3)}")
+    try:
+        result = run(["plan", "list"], server_env(unmigrated), tmp_path)
+    finally:
+        drop_pg_database(database_url, unmigrated)
+    assert_one_line_error(result, "the database has no callmeter tables: run `callmeter migrate`")
+
+
+def test_serve_on_a_port_in_use_is_one_line(embedded_env, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(["serve", "--port", str(port)], embedded_env, tmp_path)
+    assert_one_line_error(result, f"port {port} on 127.0.0.1 is already in use")

@@ -175,6 +175,9 @@ async def test_pricing_input_errors_and_permissions(server, client):
         bad_tiers,
         {"name": "x", "kind": "PAY_AS_YOU_GO"},
         {"name": "x", "kind": "PAY_AS_YOU_GO", "ratePerMinute": "-1"},
+        {"name": "x", "kind": "PAY_AS_YOU_GO", "ratePerMinute": "1e30"},
+        {**PLANS["subscription"], "monthlyFeeUsd": "1e30"},
+        {**PLANS["graduated"], "tiers": [{"upToMinutes": None, "ratePerMinute": "1000000.000001"}]},
     ):
         body = await graphql(client, CREATE_PLAN, {"p": spec}, headers=ADMIN)
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", spec

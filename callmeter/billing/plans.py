@@ -22,6 +22,11 @@ class PlanKind(StrEnum):
     SUBSCRIPTION = "SUBSCRIPTION"  # a monthly fee with included minutes, then an overage rate
 
 
+# Bounds that keep every input inside the columns that store it and the sums made from it.
+MAX_AMOUNT = Decimal(1_000_000)  # a rate per minute or a monthly fee, in USD
+MAX_MINUTES = 1_000_000_000  # included minutes and tier bounds (an INTEGER column)
+
+
 class PlanError(ValueError):
     pass
 
@@ -72,16 +77,19 @@ def validate_plan(plan: Plan) -> Plan:
         raise PlanError("monthlyFeeUsd, includedMinutes and overageRatePerMinute are for SUBSCRIPTION only")
     if subscription and plan.overage_rate_per_minute is None:
         raise PlanError("a SUBSCRIPTION plan needs overageRatePerMinute")
-    if plan.included_minutes < 0:
-        raise PlanError("includedMinutes must not be negative")
-    rates = [
-        plan.rate_per_minute,
-        plan.overage_rate_per_minute,
-        plan.monthly_fee_usd,
-        *(tier.rate_per_minute for tier in plan.tiers),
-    ]
-    if any(rate is not None and (not rate.is_finite() or rate < 0) for rate in rates):
-        raise PlanError("rates and fees must be finite and not negative")
+    if not 0 <= plan.included_minutes <= MAX_MINUTES:
+        raise PlanError(f"includedMinutes must be between 0 and {MAX_MINUTES}")
+    amounts = {
+        "ratePerMinute": plan.rate_per_minute,
+        "overageRatePerMinute": plan.overage_rate_per_minute,
+        "monthlyFeeUsd": plan.monthly_fee_usd,
+        **{f"tiers[{i}].ratePerMinute": tier.rate_per_minute for i, tier in enumerate(plan.tiers)},
+    }
+    for field, amount in amounts.items():
+        if amount is not None and (not amount.is_finite() or amount < 0):
+            raise PlanError(f"{field} must be a finite amount, not negative")
+        if amount is not None and amount > MAX_AMOUNT:
+            raise PlanError(f"{field} must be at most {MAX_AMOUNT}")
     if tiered:
         _validate_tiers(plan.tiers)
     return plan
@@ -93,8 +101,8 @@ def _validate_tiers(tiers: tuple[Tier, ...]) -> None:
     bounds = [tier.up_to_minutes for tier in tiers[:-1]]
     if any(bound is None for bound in bounds):
         raise PlanError("only the last tier may have no upper bound")
-    if any(bound <= 0 for bound in bounds if bound is not None):
-        raise PlanError("tier bounds must be positive minutes")
+    if any(not 0 < bound <= MAX_MINUTES for bound in bounds if bound is not None):
+        raise PlanError(f"tier bounds must be between 1 and {MAX_MINUTES} minutes")
     if bounds != sorted(set(bounds)):  # type: ignore[type-var]
         raise PlanError("tier bounds must be strictly increasing")
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import asyncpg
 import databases
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from callmeter.db.prepared import Prepared
-from callmeter.errors import DatabaseUnavailableError
+from callmeter.errors import DatabaseUnavailableError, unreachable_reason
+from callmeter.settings import sqlite_path
 
 Connection = databases.core.Connection
 
@@ -36,6 +37,36 @@ UNAVAILABLE = (
     asyncpg.QueryCanceledError,  # statement_timeout
     sqlite3.OperationalError,
 )
+
+# What opening a connection raises when the server cannot be reached or turns the connection down.
+CONNECT_FAILURES = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+
+
+def connect_failure(url: str, exc: BaseException) -> DatabaseUnavailableError | None:
+    """A failed connection attempt (the driver's error, or SQLAlchemy's around it) as one line naming
+    the server, e.g. `database "x" does not exist on 127.0.0.1:5432`; None for any other error."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, CONNECT_FAILURES):
+        cause = cause.__cause__
+    if cause is None:
+        return None
+    if url.startswith("sqlite"):
+        where = str(sqlite_path(url))
+    else:
+        parsed = make_url(url)
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    if isinstance(cause, asyncpg.PostgresError):
+        return DatabaseUnavailableError(f"{cause} on {where}")
+    return DatabaseUnavailableError(f"cannot reach the database at {where}: {unreachable_reason(cause)}")
 
 
 class Database:
@@ -59,8 +90,9 @@ class Database:
     async def connect(self) -> None:
         try:
             await self._db.connect()
-        except UNAVAILABLE as exc:
-            raise DatabaseUnavailableError(f"cannot reach the database: {exc}") from exc
+        except (*UNAVAILABLE, *CONNECT_FAILURES) as exc:
+            failure = connect_failure(self.url, exc)
+            raise failure or DatabaseUnavailableError(f"cannot reach the database: {exc}") from exc
 
     async def disconnect(self) -> None:
         await self._db.disconnect()

@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from callmeter.db.connection import connect_failure
 from callmeter.settings import sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -31,7 +32,13 @@ def _upgrade(database_url: str) -> None:
     db_file = sqlite_path(database_url)
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(database_url), "head")
+    try:
+        command.upgrade(alembic_config(database_url), "head")
+    except Exception as exc:
+        failure = connect_failure(database_url, exc)
+        if failure is None:
+            raise
+        raise failure from exc
     if db_file is not None:
         import sqlite3
 
