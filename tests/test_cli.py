@@ -10,6 +10,7 @@ import sys
 import jwt
 import pytest
 
+from tests.conftest import ADMIN_URL, require_backend
 from tests.factories import JWT_SECRET, create_pg_database, drop_pg_database, server_env
 
 
@@ -35,10 +36,9 @@ def embedded_env(tmp_path):
 
 
 @pytest.fixture
-def missing_database_url(database_url):
-    if database_url.startswith("sqlite"):
-        pytest.skip("a PostgreSQL server without the named database")
-    return database_url.rsplit("/", 1)[0] + "/callmeter_no_such_db"
+def missing_database_url():
+    require_backend("postgresql")
+    return ADMIN_URL.rsplit("/", 1)[0] + "/callmeter_no_such_db"
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], message: str) -> None:
@@ -278,9 +278,9 @@ def test_a_missing_postgres_database_is_one_line(missing_database_url, tmp_path,
     assert_one_line_error(result, f'database "callmeter_no_such_db" does not exist on {where}')
 
 
-def test_refused_unreachable_and_unmigrated_postgres_are_one_line(database_url, tmp_path):
-    if database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL only")
+def test_refused_unreachable_and_unmigrated_postgres_are_one_line(tmp_path):
+    require_backend("postgresql")
+    database_url = ADMIN_URL
     server = database_url.split("@", 1)[1].split("/", 1)[0]
     no_role = f"postgresql://callmeter_no_such_role@{server}/postgres"
     result = run(["plan", "list"], server_env(no_role), tmp_path)
