@@ -69,7 +69,7 @@ async def history(
         months.append(months[-1].next())
         if len(months) > MAX_HISTORY_MONTHS:
             raise BadInputError(f"history spans more than {MAX_HISTORY_MONTHS} months")
-    schedule = await plans.plan_schedule(conn, user_id=user_id)
+    schedule = await plans.plan_schedule(conn, user_id=user_id, default_plan=default_plan)
     summaries = []
     for month in months:
         row = rows.get(str(month)) or MonthlyUsageRow.empty(user_id, str(month))
