@@ -24,6 +24,7 @@ MONTH = """query($u: ID, $m: String!) { usage(userId: $u) { month(month: $m) { t
 INVOICE = """query($u: ID, $m: String!) { usage(userId: $u) { invoice(month: $m) { number month status
   totalUsd stripeInvoiceId pdfUrl lines { position description quantity unitPriceUsd amountUsd } } } }"""
 CALLS = """query($u: ID) { usage(userId: $u) { calls(first: 500) { edges { node { costUsd } } } } }"""
+INVOICES = """query($u: ID) { usage(userId: $u) { invoices { month status number totalUsd } } }"""
 FINALIZE = "mutation($m: String!) { finalizeInvoices(month: $m) { month totalUsd } }"
 
 TIERS = [
@@ -271,6 +272,49 @@ async def test_assigning_the_default_plan_re_rates_back_to_pay_as_you_go(server,
         assert summary["plan"]["id"] == plan, month
     bad = cli(["plan", "assign", "--user", "2", "--plan", "basic", "--from", "2026-01"], env, tmp_path)
     assert bad.returncode != 0 and bad.stderr.decode().count("\n") == 1
+
+
+def months_between(first: str, last: str) -> list[str]:
+    months, (year, month) = [], map(int, first.split("-"))
+    while f"{year:04d}-{month:02d}" <= last:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = year + month // 12, month % 12 + 1
+    return months
+
+
+async def test_invoices_lists_a_draft_for_every_open_month_with_usage_or_a_fee(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    await send_calls(client, server, number="+15550000002", durations=[600], start=JANUARY, prefix="l")
+    march = datetime(2026, 3, 5, 9, tzinfo=UTC)
+    await send_calls(client, server, number="+15550000002", durations=[120], start=march, prefix="m")
+    this_month = datetime.now(UTC).strftime("%Y-%m")
+
+    async def listed() -> list[tuple[str, str, str]]:
+        body = await graphql(client, INVOICES, headers=auth(2))
+        return [
+            (item["month"], item["status"], item["totalUsd"]) for item in body["data"]["usage"]["invoices"]
+        ]
+
+    assert await listed() == [
+        (this_month, "DRAFT", "0.00"),
+        ("2026-03", "DRAFT", str(payg(120))),
+        ("2026-01", "DRAFT", str(payg(600))),
+    ]
+    await graphql(client, FINALIZE, {"m": "2026-01"}, headers=ADMIN)
+    assert await listed() == [
+        (this_month, "DRAFT", "0.00"),
+        ("2026-03", "DRAFT", str(payg(120))),
+        ("2026-01", "FINALIZED", str(payg(600))),
+    ]
+    # A subscription from September on: every month with its fee has a draft until it is finalized.
+    plan_id = await create_plan(client, SMALL_SUBSCRIPTION)
+    await graphql(client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-09"}, headers=ADMIN)
+    fee_months = [(month, "DRAFT", "49.00") for month in reversed(months_between("2026-09", this_month))]
+    assert await listed() == [
+        *fee_months,
+        ("2026-03", "DRAFT", str(payg(120))),
+        ("2026-01", "FINALIZED", str(payg(600))),
+    ]
 
 
 async def test_pricing_input_errors_and_permissions(server, client):

@@ -18,6 +18,7 @@ from callmeter.db.connection import Connection, Database, lock_user_billing
 from callmeter.db.invoices import AdjustmentRow, BilledUsage, InvoiceRow
 from callmeter.errors import BadInputError
 from callmeter.months import Month
+from callmeter.resolvers.usage import billable_months
 
 
 @dataclass(frozen=True)
@@ -128,11 +129,19 @@ async def invoice_for(conn: Connection, *, user_id: int, month: Month, default_p
 
 
 async def invoices_of(conn: Connection, *, user_id: int, default_plan: Plan) -> list[InvoiceView]:
-    """This month's draft, then every finalized invoice, newest first."""
+    """Newest month first: every finalized invoice, and a live draft for this month and for every
+    earlier month with usage or a fixed fee that is not finalized."""
     current = Month.current()
-    draft = (await draft_invoice(conn, user_id=user_id, month=current, default_plan=default_plan)).view
-    finalized = [InvoiceView.finalized(row) for row in await invoices.fetch_invoices(conn, user_id=user_id)]
-    return [draft, *(view for view in finalized if view.month != str(current))]
+    views = {
+        row.month: InvoiceView.finalized(row) for row in await invoices.fetch_invoices(conn, user_id=user_id)
+    }
+    open_months = await billable_months(conn, user_id=user_id, last=current, default_plan=default_plan)
+    for month in {*open_months, str(current)} - views.keys():
+        draft = await draft_invoice(
+            conn, user_id=user_id, month=Month.parse(month), default_plan=default_plan
+        )
+        views[month] = draft.view
+    return [views[month] for month in sorted(views, reverse=True)]
 
 
 async def month_invoices(
