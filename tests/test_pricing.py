@@ -317,6 +317,19 @@ async def test_invoices_lists_a_draft_for_every_open_month_with_usage_or_a_fee(s
     ]
 
 
+async def test_invoice_lines_read_the_same_drafted_and_finalized(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    plan_id = await create_plan(client, SMALL_SUBSCRIPTION)
+    await graphql(client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-01"}, headers=ADMIN)
+    await send_calls(client, server, number="+15550000002", durations=[3600 + 690], start=JANUARY, prefix="n")
+    draft = (await graphql(client, INVOICE, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    await graphql(client, FINALIZE, {"m": "2026-01"}, headers=ADMIN)
+    final = (await graphql(client, INVOICE, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    assert final["status"] == "FINALIZED" and final["lines"] == draft["lines"]
+    assert [line["quantity"] for line in final["lines"]] == ["1.0000", "11.5000"]  # the fee; minutes over
+    assert [line["amountUsd"] for line in final["lines"]] == ["49.00", str(cents(Decimal("0.05") * 690 / 60))]
+
+
 async def test_pricing_input_errors_and_permissions(server, client):
     body = await graphql(client, CREATE_PLAN, {"p": PLANS["graduated"]}, headers=auth(2))
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, union
 from sqlalchemy.dialects.postgresql import insert
 
-from callmeter.billing.invoices import InvoiceLine
+from callmeter.billing.invoices import InvoiceLine, line_quantity
 from callmeter.db.connection import Connection
 from callmeter.db.tables import (
     invoice_adjustments,
@@ -73,7 +73,7 @@ async def _lines_of(conn: Connection, invoice_ids: Sequence[int]) -> dict[int, l
             InvoiceLine(
                 position=row["position"],
                 description=row["description"],
-                quantity=to_decimal(row["quantity"]),
+                quantity=line_quantity(to_decimal(row["quantity"])),
                 unit_price_usd=to_decimal(row["unit_price_usd"]),
                 amount_usd=to_decimal(row["amount_usd"]),
             )
