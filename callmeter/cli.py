@@ -203,6 +203,18 @@ class MonthParam(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class PlanIdParam(click.ParamType):
+    name = "ID|default"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from callmeter.resolvers.plans import parse_plan_id
+
+        try:
+            return parse_plan_id(value)
+        except CallmeterError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def parse_tier(text: str) -> tuple[int | None, str]:
     bound, sep, rate = text.partition(":")
     if not sep or not rate:
@@ -269,17 +281,21 @@ def plan_add(
 
 @plan.command("assign")
 @click.option("--user", "user_id", type=ID, required=True)
-@click.option("--plan", "plan_id", type=ID, required=True)
+@click.option(
+    "--plan", "plan_id", type=PlanIdParam(), required=True, help="A plan's id, or default (PRICE_PER_MINUTE)."
+)
 @click.option("--from", "from_month", type=MonthParam(), required=True, help="First month billed by it.")
 @click.pass_context
-def plan_assign(ctx: click.Context, user_id: int, plan_id: int, from_month: Any) -> None:
+def plan_assign(ctx: click.Context, user_id: int, plan_id: int | None, from_month: Any) -> None:
     """Bill a user by a plan from a month on (re-rates that month's calls and later ones)."""
     from callmeter.commands import assign_plan_to_user
+    from callmeter.resolvers.plans import DEFAULT_PLAN_ID
 
     assigned = run_async(
         assign_plan_to_user, settings_of(ctx), user_id=user_id, plan_id=plan_id, from_month=from_month
     )
-    click.echo(f"user {user_id} is billed by plan {assigned.id} ({assigned.name}) from {from_month}")
+    shown = DEFAULT_PLAN_ID if assigned.id is None else assigned.id
+    click.echo(f"user {user_id} is billed by plan {shown} ({assigned.name}) from {from_month}")
 
 
 @plan.command("list")

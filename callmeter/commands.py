@@ -84,7 +84,9 @@ async def add_plan(settings: Settings, plan: Plan) -> Plan:
         return await create_plan(db, plan)
 
 
-async def assign_plan_to_user(settings: Settings, *, user_id: int, plan_id: int, from_month: Month) -> Plan:
+async def assign_plan_to_user(
+    settings: Settings, *, user_id: int, plan_id: int | None, from_month: Month
+) -> Plan:
     async with opened_database(settings) as db:
         return await assign_plan(
             db,

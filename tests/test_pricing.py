@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -24,6 +24,8 @@ MONTH = """query($u: ID, $m: String!) { usage(userId: $u) { month(month: $m) { t
 INVOICE = """query($u: ID, $m: String!) { usage(userId: $u) { invoice(month: $m) { number month status
   totalUsd stripeInvoiceId pdfUrl lines { position description quantity unitPriceUsd amountUsd } } } }"""
 CALLS = """query($u: ID) { usage(userId: $u) { calls(first: 500) { edges { node { costUsd } } } } }"""
+INVOICES = """query($u: ID) { usage(userId: $u) { invoices { month status number totalUsd } } }"""
+FINALIZE = "mutation($m: String!) { finalizeInvoices(month: $m) { month totalUsd } }"
 
 TIERS = [
     {"upToMinutes": 500, "ratePerMinute": "0.06"},
@@ -47,6 +49,19 @@ PLANS = {
         "billingIncrementSeconds": 60,
     },
 }
+
+
+def cents(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def payg(seconds: int) -> Decimal:
+    """The default plan's charge (PRICE_PER_MINUTE 0.05), computed here independently."""
+    return cents(Decimal("0.05") * seconds / 60)
+
+
+def adjustments_for(invoice: dict, month: str) -> list[dict]:
+    return [line for line in invoice["lines"] if line["description"].startswith(f"Adjustment for {month}")]
 
 
 async def create_plan(client, spec: dict) -> str:
@@ -165,6 +180,154 @@ async def test_a_late_event_after_finalization_becomes_an_adjustment(server, cli
     assert finalized["data"]["finalizeInvoices"] == [{"month": "2026-02", "totalUsd": "0.10"}]
     march = (await graphql(client, INVOICE, {"m": "2026-03"}, headers=auth(2)))["data"]["usage"]["invoice"]
     assert not [line for line in march["lines"] if line["description"].startswith("Adjustment")]
+
+
+SMALL_SUBSCRIPTION = {
+    "name": "Sub",
+    "kind": "SUBSCRIPTION",
+    "monthlyFeeUsd": "49",
+    "includedMinutes": 60,
+    "overageRatePerMinute": "0.05",
+}
+
+
+async def test_re_rating_an_invoiced_month_bills_the_whole_difference_once(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    await send_calls(client, server, number="+15550000002", durations=[696], start=JANUARY, prefix="h")
+    finalized = await graphql(client, FINALIZE, {"m": "2026-01"}, headers=ADMIN)
+    assert finalized["data"]["finalizeInvoices"] == [{"month": "2026-01", "totalUsd": str(payg(696))}]
+    billed = payg(696)  # 0.58
+    # A late January call, then January (already invoiced) moves to a subscription.
+    await send_calls(client, server, number="+15550000002", durations=[1200], start=JANUARY, prefix="i")
+    plan_id = await create_plan(client, SMALL_SUBSCRIPTION)
+    assert "errors" not in await graphql(
+        client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-01"}, headers=ADMIN
+    )
+    january = (await graphql(client, MONTH, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["month"]
+    fee = Decimal("49.00")
+    overage = lambda seconds: cents(Decimal("0.05") * max(0, seconds - 3600) / 60)  # noqa: E731
+    assert Decimal(january["totalCostUsd"]) == fee + overage(696 + 1200) == Decimal("49.00")
+    february = (await graphql(client, INVOICE, {"m": "2026-02"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    (line,) = adjustments_for(february, "2026-01")
+    assert Decimal(line["amountUsd"]) == fee - billed == Decimal("48.42")
+    assert "re-rated on plan Sub" in line["description"]
+    assert "+1 call, +20.0 min after invoicing" in line["description"]
+    assert Decimal(february["totalUsd"]) == fee + (fee - billed)  # February's own fee, and January's
+    # Finalizing February carries the adjustment once: March has none.
+    finalized = await graphql(client, FINALIZE, {"m": "2026-02"}, headers=ADMIN)
+    assert finalized["data"]["finalizeInvoices"] == [{"month": "2026-02", "totalUsd": february["totalUsd"]}]
+    march = (await graphql(client, INVOICE, {"m": "2026-03"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    assert adjustments_for(march, "2026-01") == []
+    # A further change bills only the new difference, and is not called a re-rating again.
+    await send_calls(client, server, number="+15550000002", durations=[3000], start=JANUARY, prefix="j")
+    january = (await graphql(client, MONTH, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["month"]
+    assert Decimal(january["totalCostUsd"]) == fee + overage(696 + 1200 + 3000) == Decimal("50.08")
+    march = (await graphql(client, INVOICE, {"m": "2026-03"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    (line,) = adjustments_for(march, "2026-01")
+    assert Decimal(line["amountUsd"]) == overage(696 + 1200 + 3000) == Decimal("1.08")
+    assert line["description"] == "Adjustment for 2026-01: +1 call, +50.0 min after invoicing"
+    await graphql(client, FINALIZE, {"m": "2026-03"}, headers=ADMIN)
+    # What January's invoice and the adjustments carried for it add up to is January's total now.
+    carried = Decimal(0)
+    for month in ("2026-02", "2026-03", "2026-04"):
+        invoice = (await graphql(client, INVOICE, {"m": month}, headers=auth(2)))["data"]["usage"]["invoice"]
+        carried += sum(Decimal(line["amountUsd"]) for line in adjustments_for(invoice, "2026-01"))
+    assert billed + carried == Decimal(january["totalCostUsd"])
+
+
+async def test_assigning_the_default_plan_re_rates_back_to_pay_as_you_go(server, client, tmp_path):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    plan_id = await create_plan(client, SMALL_SUBSCRIPTION)
+    await graphql(client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-01"}, headers=ADMIN)
+    durations = [4000, 61]
+    await send_calls(client, server, number="+15550000002", durations=durations, start=JANUARY, prefix="k")
+    finalized = await graphql(client, FINALIZE, {"m": "2026-01"}, headers=ADMIN)
+    on_sub = Decimal("49.00") + cents(Decimal("0.05") * (sum(durations) - 3600) / 60)
+    assert finalized["data"]["finalizeInvoices"] == [{"month": "2026-01", "totalUsd": str(on_sub)}]
+    body = await graphql(client, ASSIGN, {"u": "2", "p": "default", "m": "2026-01"}, headers=ADMIN)
+    assert body["data"]["assignPlan"] == {"id": "default"}
+    january = (await graphql(client, MONTH, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["month"]
+    assert january["plan"] == {"id": "default", "name": "Pay as you go", "kind": "PAY_AS_YOU_GO"}
+    assert january["fixedFeeUsd"] == "0.00"
+    assert Decimal(january["totalCostUsd"]) == payg(sum(durations)) == Decimal("3.38")
+    costs = (await graphql(client, CALLS, headers=auth(2)))["data"]["usage"]["calls"]["edges"]
+    assert sum(Decimal(edge["node"]["costUsd"]) for edge in costs) == payg(sum(durations))
+    february = (await graphql(client, INVOICE, {"m": "2026-02"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    (line,) = adjustments_for(february, "2026-01")
+    assert Decimal(line["amountUsd"]) == payg(sum(durations)) - on_sub
+    assert line["description"] == "Adjustment for 2026-01: re-rated on plan Pay as you go"
+    # The CLI takes "default" too; a later assignment of the default plan ends the subscription then.
+    env = server_env(server.database_url)
+    assert (
+        cli(
+            ["plan", "assign", "--user", "2", "--plan", plan_id, "--from", "2026-01"], env, tmp_path
+        ).returncode
+        == 0
+    )
+    done = cli(["plan", "assign", "--user", "2", "--plan", "default", "--from", "2026-03"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().startswith("user 2 is billed by plan default (Pay as you go) from 2026-03")
+    for month, plan in (("2026-01", plan_id), ("2026-02", plan_id), ("2026-03", "default")):
+        summary = (await graphql(client, MONTH, {"m": month}, headers=auth(2)))["data"]["usage"]["month"]
+        assert summary["plan"]["id"] == plan, month
+    bad = cli(["plan", "assign", "--user", "2", "--plan", "basic", "--from", "2026-01"], env, tmp_path)
+    assert bad.returncode != 0 and bad.stderr.decode().count("\n") == 1
+
+
+def months_between(first: str, last: str) -> list[str]:
+    months, (year, month) = [], map(int, first.split("-"))
+    while f"{year:04d}-{month:02d}" <= last:
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = year + month // 12, month % 12 + 1
+    return months
+
+
+async def test_invoices_lists_a_draft_for_every_open_month_with_usage_or_a_fee(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    await send_calls(client, server, number="+15550000002", durations=[600], start=JANUARY, prefix="l")
+    march = datetime(2026, 3, 5, 9, tzinfo=UTC)
+    await send_calls(client, server, number="+15550000002", durations=[120], start=march, prefix="m")
+    this_month = datetime.now(UTC).strftime("%Y-%m")
+
+    async def listed() -> list[tuple[str, str, str]]:
+        body = await graphql(client, INVOICES, headers=auth(2))
+        return [
+            (item["month"], item["status"], item["totalUsd"]) for item in body["data"]["usage"]["invoices"]
+        ]
+
+    assert await listed() == [
+        (this_month, "DRAFT", "0.00"),
+        ("2026-03", "DRAFT", str(payg(120))),
+        ("2026-01", "DRAFT", str(payg(600))),
+    ]
+    await graphql(client, FINALIZE, {"m": "2026-01"}, headers=ADMIN)
+    assert await listed() == [
+        (this_month, "DRAFT", "0.00"),
+        ("2026-03", "DRAFT", str(payg(120))),
+        ("2026-01", "FINALIZED", str(payg(600))),
+    ]
+    # A subscription from September on: every month with its fee has a draft until it is finalized.
+    plan_id = await create_plan(client, SMALL_SUBSCRIPTION)
+    await graphql(client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-09"}, headers=ADMIN)
+    fee_months = [(month, "DRAFT", "49.00") for month in reversed(months_between("2026-09", this_month))]
+    assert await listed() == [
+        *fee_months,
+        ("2026-03", "DRAFT", str(payg(120))),
+        ("2026-01", "FINALIZED", str(payg(600))),
+    ]
+
+
+async def test_invoice_lines_read_the_same_drafted_and_finalized(server, client):
+    await add_agent(server.database_url, user_id=2, name="agent", numbers=["+15550000002"])
+    plan_id = await create_plan(client, SMALL_SUBSCRIPTION)
+    await graphql(client, ASSIGN, {"u": "2", "p": plan_id, "m": "2026-01"}, headers=ADMIN)
+    await send_calls(client, server, number="+15550000002", durations=[3600 + 690], start=JANUARY, prefix="n")
+    draft = (await graphql(client, INVOICE, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    await graphql(client, FINALIZE, {"m": "2026-01"}, headers=ADMIN)
+    final = (await graphql(client, INVOICE, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["invoice"]
+    assert final["status"] == "FINALIZED" and final["lines"] == draft["lines"]
+    assert [line["quantity"] for line in final["lines"]] == ["1.0000", "11.5000"]  # the fee; minutes over
+    assert [line["amountUsd"] for line in final["lines"]] == ["49.00", str(cents(Decimal("0.05") * 690 / 60))]
 
 
 async def test_pricing_input_errors_and_permissions(server, client):

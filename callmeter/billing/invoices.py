@@ -2,6 +2,7 @@
 
 Line amounts are in cents and add up exactly to the invoice total: where one charge is split over
 several lines (usage by tier), the cumulative sums are rounded and each line is the difference.
+Quantities (minutes, or 1 for the fee and adjustments) always have four decimal places.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from callmeter.billing.plans import (
     volume_tier,
 )
 
-MINUTE_PLACES = Decimal("0.0001")
+QUANTITY_PLACES = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,12 @@ class Adjustment:
 
 
 def minutes(seconds: int) -> Decimal:
-    return EXACT.divide(Decimal(seconds), Decimal(60)).quantize(MINUTE_PLACES)
+    return EXACT.divide(Decimal(seconds), Decimal(60)).quantize(QUANTITY_PLACES)
+
+
+def line_quantity(quantity: Decimal) -> Decimal:
+    """A quantity as lines show it, drafted or stored (the column keeps more places)."""
+    return quantity.quantize(QUANTITY_PLACES, context=EXACT)
 
 
 def _rate(rate: Decimal) -> str:
@@ -112,7 +118,7 @@ def build_invoice_lines(
         rows.append(
             (
                 f"Monthly subscription ({plan.name}) for {month}, includes {plan.included_minutes} min",
-                Decimal(1),
+                line_quantity(Decimal(1)),
                 fee,
                 fee,
             )
@@ -127,7 +133,7 @@ def build_invoice_lines(
         rows.append(
             (
                 f"Adjustment for {adjustment.month}: {adjustment.description}",
-                Decimal(1),
+                line_quantity(Decimal(1)),
                 adjustment.amount_usd,
                 adjustment.amount_usd,
             )

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import select, union
 from sqlalchemy.dialects.postgresql import insert
 
-from callmeter.billing.invoices import InvoiceLine
+from callmeter.billing.invoices import InvoiceLine, line_quantity
 from callmeter.db.connection import Connection
 from callmeter.db.tables import (
     invoice_adjustments,
@@ -32,7 +32,9 @@ class BilledUsage:
     calls: int
     seconds: int
     billable_seconds: int
-    usage_charge_usd: Decimal
+    charge_usd: Decimal  # the month's own charge: fixed fee plus usage
+    plan_id: int | None  # the plan it was last billed by; None: the default plan
+    plan_name: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class AdjustmentRow:
     seconds: int
     billable_seconds: int
     amount_usd: Decimal
+    plan_id: int | None
+    plan_name: str | None  # None: not recorded (written before migration 0004)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ async def _lines_of(conn: Connection, invoice_ids: Sequence[int]) -> dict[int, l
             InvoiceLine(
                 position=row["position"],
                 description=row["description"],
-                quantity=to_decimal(row["quantity"]),
+                quantity=line_quantity(to_decimal(row["quantity"])),
                 unit_price_usd=to_decimal(row["unit_price_usd"]),
                 amount_usd=to_decimal(row["amount_usd"]),
             )
@@ -108,44 +112,45 @@ async def fetch_invoices(
 async def billed_usage(conn: Connection, *, user_id: int, before_month: str) -> list[BilledUsage]:
     """For each invoiced month before `before_month`: what its invoice and adjustments billed."""
     invoiced = await conn.fetch_all(
-        select(invoices).where(invoices.c.user_id == user_id, invoices.c.month < before_month)
+        select(invoices)
+        .where(invoices.c.user_id == user_id, invoices.c.month < before_month)
+        .order_by(invoices.c.month)
     )
+    # Money is summed in Python: SQLite keeps it as text. Invoice ids grow with finalization, so
+    # a month's last recorded plan is that of its latest adjustment.
     adjusted = await conn.fetch_all(
-        select(
-            invoice_adjustments.c.for_month,
-            func.sum(invoice_adjustments.c.calls).label("calls"),
-            func.sum(invoice_adjustments.c.seconds).label("seconds"),
-            func.sum(invoice_adjustments.c.billable_seconds).label("billable_seconds"),
-        )
+        select(invoice_adjustments)
         .where(invoice_adjustments.c.user_id == user_id)
-        .group_by(invoice_adjustments.c.for_month)
+        .order_by(invoice_adjustments.c.invoice_id)
     )
-    # Money is summed in Python: SQLite keeps it as text.
-    amounts = await conn.fetch_all(
-        select(invoice_adjustments.c.for_month, invoice_adjustments.c.amount_usd).where(
-            invoice_adjustments.c.user_id == user_id
-        )
-    )
-    extra = {row["for_month"]: row for row in adjusted}
-    extra_amount: dict[str, Decimal] = {}
-    for row in amounts:
-        extra_amount[row["for_month"]] = extra_amount.get(row["for_month"], Decimal(0)) + to_decimal(
-            row["amount_usd"]
-        )
+    carried: dict[int, Decimal] = {}  # by invoice: what it billed for other months
+    later: dict[str, list[Any]] = {}  # by month: the adjustments billed for it
+    for row in adjusted:
+        amount = to_decimal(row["amount_usd"])
+        carried[row["invoice_id"]] = carried.get(row["invoice_id"], Decimal(0)) + amount
+        later.setdefault(row["for_month"], []).append(row)
     result = []
     for row in invoiced:
-        more = extra.get(row["month"])
+        more = later.get(row["month"], [])
+        billed_by = [(row["plan_id"], row["plan_name"])]
+        billed_by += [
+            (extra["plan_id"], extra["plan_name"]) for extra in more if extra["plan_name"] is not None
+        ]
+        # The invoice's own charge is its total less the adjustments it carried for other months.
+        own = to_decimal(row["total_usd"]) - carried.get(row["id"], Decimal(0))
         result.append(
             BilledUsage(
                 month=row["month"],
-                calls=row["billed_calls"] + (more["calls"] if more else 0),
-                seconds=row["billed_seconds"] + (more["seconds"] if more else 0),
-                billable_seconds=row["billed_billable_seconds"] + (more["billable_seconds"] if more else 0),
-                usage_charge_usd=to_decimal(row["billed_usage_charge_usd"])
-                + extra_amount.get(row["month"], Decimal(0)),
+                calls=row["billed_calls"] + sum(extra["calls"] for extra in more),
+                seconds=row["billed_seconds"] + sum(extra["seconds"] for extra in more),
+                billable_seconds=row["billed_billable_seconds"]
+                + sum(extra["billable_seconds"] for extra in more),
+                charge_usd=own + sum((to_decimal(extra["amount_usd"]) for extra in more), start=Decimal(0)),
+                plan_id=billed_by[-1][0],
+                plan_name=billed_by[-1][1],
             )
         )
-    return sorted(result, key=lambda billed: billed.month)
+    return result
 
 
 async def insert_invoice(
@@ -156,6 +161,7 @@ async def insert_invoice(
     plan_id: int | None,
     plan_name: str,
     billed: BilledUsage,
+    usage_charge_usd: Decimal,
     lines: Sequence[InvoiceLine],
     adjustments: Sequence[AdjustmentRow],
     total_usd: Decimal,
@@ -174,7 +180,7 @@ async def insert_invoice(
             billed_calls=billed.calls,
             billed_seconds=billed.seconds,
             billed_billable_seconds=billed.billable_seconds,
-            billed_usage_charge_usd=billed.usage_charge_usd,
+            billed_usage_charge_usd=usage_charge_usd,
             total_usd=total_usd,
             finalized_at=now,
         )
@@ -206,6 +212,8 @@ async def insert_invoice(
                 seconds=adjustment.seconds,
                 billable_seconds=adjustment.billable_seconds,
                 amount_usd=adjustment.amount_usd,
+                plan_id=adjustment.plan_id,
+                plan_name=adjustment.plan_name,
             )
         )
     (invoice,) = await fetch_invoices(conn, user_id=user_id, month=month)

@@ -38,9 +38,12 @@ def plan_from_record(row: Any) -> Plan:
     )
 
 
+# An assignment with no plan_id moves the user back to the default plan: the outer join keeps it.
+_ASSIGNED = plan_assignments.outerjoin(plans, plan_assignments.c.plan_id == plans.c.id)
+
 _PLAN_FOR_MONTH = Prepared(
-    select(plans)
-    .join(plan_assignments, plan_assignments.c.plan_id == plans.c.id)
+    select(plans, plan_assignments.c.plan_id.label("assigned_plan_id"))
+    .select_from(_ASSIGNED)
     .where(
         plan_assignments.c.user_id == bindparam("user_id"),
         plan_assignments.c.from_month <= bindparam("month"),
@@ -53,21 +56,24 @@ _PLAN_FOR_MONTH = Prepared(
 async def plan_for_month(conn: Connection, *, user_id: int, month: str) -> Plan | None:
     """The plan assigned to the user from `month` or the latest month before it; None: the default."""
     row = await _PLAN_FOR_MONTH.fetch_one(conn, user_id=user_id, month=month)
-    return plan_from_record(row) if row else None
+    return plan_from_record(row) if row and row["assigned_plan_id"] is not None else None
 
 
 _PLAN_SCHEDULE = Prepared(
-    select(plans, plan_assignments.c.from_month)
-    .join(plan_assignments, plan_assignments.c.plan_id == plans.c.id)
+    select(plans, plan_assignments.c.plan_id.label("assigned_plan_id"), plan_assignments.c.from_month)
+    .select_from(_ASSIGNED)
     .where(plan_assignments.c.user_id == bindparam("user_id"))
     .order_by(plan_assignments.c.from_month)
 )
 
 
-async def plan_schedule(conn: Connection, *, user_id: int) -> list[tuple[str, Plan]]:
+async def plan_schedule(conn: Connection, *, user_id: int, default_plan: Plan) -> list[tuple[str, Plan]]:
     """All of a user's plan assignments as (from month, plan), oldest first."""
     rows = await _PLAN_SCHEDULE.fetch_all(conn, user_id=user_id)
-    return [(row["from_month"], plan_from_record(row)) for row in rows]
+    return [
+        (row["from_month"], default_plan if row["assigned_plan_id"] is None else plan_from_record(row))
+        for row in rows
+    ]
 
 
 def _plan_values(plan: Plan) -> dict[str, Any]:
@@ -104,8 +110,8 @@ async def list_plans(conn: Connection) -> list[Plan]:
     return [plan_from_record(row) for row in await conn.fetch_all(select(plans).order_by(plans.c.id))]
 
 
-async def assign_plan(conn: Connection, *, user_id: int, plan_id: int, from_month: str) -> None:
-    """The plan bills the user from `from_month` on (until a later assignment takes over)."""
+async def assign_plan(conn: Connection, *, user_id: int, plan_id: int | None, from_month: str) -> None:
+    """The plan (None: the default plan) bills the user from `from_month` on, until a later one does."""
     now = datetime.now(UTC)
     await conn.execute(
         insert(plan_assignments)

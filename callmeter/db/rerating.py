@@ -28,7 +28,7 @@ async def rerate_months(
         .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month >= from_month)
         .order_by(monthly_usage.c.month)
     )
-    schedule = await plan_schedule(conn, user_id=user_id)
+    schedule = await plan_schedule(conn, user_id=user_id, default_plan=default_plan)
     rerated = []
     for record in months:
         month = record["month"]

@@ -131,7 +131,7 @@ plan_assignments = Table(
     metadata,
     Column("user_id", BigInteger, primary_key=True),
     Column("from_month", String(7), primary_key=True),
-    Column("plan_id", BigInteger, ForeignKey("plans.id"), nullable=False),
+    Column("plan_id", BigInteger, ForeignKey("plans.id")),  # NULL: the default plan
     Column("assigned_at", UTCDateTime, nullable=False),
 )
 
@@ -168,7 +168,8 @@ invoice_lines = Table(
 )
 
 # What an invoice billed for an earlier, already invoiced month: the difference between that month's
-# usage now and what its invoice and earlier adjustments billed.
+# charge now (fixed fee and usage) and what its invoice and earlier adjustments billed, and the plan
+# it was billed by then (plan_id NULL: the default plan; plan_name NULL: not recorded, before 0004).
 invoice_adjustments = Table(
     "invoice_adjustments",
     metadata,
@@ -179,6 +180,8 @@ invoice_adjustments = Table(
     Column("seconds", BigInteger, nullable=False),
     Column("billable_seconds", BigInteger, nullable=False),
     Column("amount_usd", Money, nullable=False),
+    Column("plan_id", BigInteger),
+    Column("plan_name", String(200)),
     Index("ix_invoice_adjustments_user_month", "user_id", "for_month"),
 )
 

@@ -12,12 +12,13 @@ from decimal import Decimal
 
 from callmeter.billing.invoices import Adjustment, InvoiceLine, build_invoice_lines, invoice_total
 from callmeter.billing.money import minutes_of
-from callmeter.billing.plans import Plan
+from callmeter.billing.plans import Plan, fixed_fee
 from callmeter.db import invoices, plans, usage
 from callmeter.db.connection import Connection, Database, lock_user_billing
 from callmeter.db.invoices import AdjustmentRow, BilledUsage, InvoiceRow
 from callmeter.errors import BadInputError
 from callmeter.months import Month
+from callmeter.resolvers.usage import billable_months
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Draft:
     view: InvoiceView
     plan: Plan
     billed: BilledUsage
+    usage_charge_usd: Decimal
     adjustments: tuple[AdjustmentRow, ...]
 
     @property
@@ -57,48 +59,66 @@ class Draft:
         return self.billed.calls == 0 and not self.adjustments and self.view.total_usd == 0
 
 
-def _describe(row: AdjustmentRow) -> str:
-    if row.calls:
+def _describe(row: AdjustmentRow, billed: BilledUsage) -> str:
+    changes = []
+    if row.plan_id != billed.plan_id:
+        changes.append(f"re-rated on plan {row.plan_name}")
+    if row.calls or row.seconds:
         plural = "call" if abs(row.calls) == 1 else "calls"
-        return f"{row.calls:+d} {plural}, {minutes_of(row.seconds):+} min after invoicing"
-    return "re-rated after invoicing"
+        changes.append(f"{row.calls:+d} {plural}, {minutes_of(row.seconds):+} min after invoicing")
+    return "; ".join(changes) or "re-rated after invoicing"
 
 
-async def pending_adjustments(conn: Connection, *, user_id: int, month: str) -> list[AdjustmentRow]:
-    """What changed in invoiced months before `month` since they were billed."""
+async def pending_adjustments(
+    conn: Connection, *, user_id: int, month: str, default_plan: Plan
+) -> list[tuple[AdjustmentRow, str]]:
+    """What changed in invoiced months before `month` since they were billed, and how to say so.
+
+    The amount is the month's whole charge now (fixed fee and usage, by the plan in force now) less
+    all that was billed for it, so a later change bills only its own difference, exactly once.
+    """
     pending = []
     for billed in await invoices.billed_usage(conn, user_id=user_id, before_month=month):
         now = await usage.fetch_month(conn, user_id=user_id, month=billed.month)
+        plan = await plans.plan_for_month(conn, user_id=user_id, month=billed.month) or default_plan
         row = AdjustmentRow(
             for_month=billed.month,
             calls=now.total_calls - billed.calls,
             seconds=now.total_seconds - billed.seconds,
             billable_seconds=now.billable_seconds - billed.billable_seconds,
-            amount_usd=now.usage_charge_usd - billed.usage_charge_usd,
+            amount_usd=fixed_fee(plan) + now.usage_charge_usd - billed.charge_usd,
+            plan_id=plan.id,
+            plan_name=plan.name,
         )
         if row.calls or row.seconds or row.billable_seconds or row.amount_usd:
-            pending.append(row)
+            pending.append((row, _describe(row, billed)))
     return pending
 
 
 async def draft_invoice(conn: Connection, *, user_id: int, month: Month, default_plan: Plan) -> Draft:
     plan = await plans.plan_for_month(conn, user_id=user_id, month=str(month)) or default_plan
     totals = await usage.fetch_month(conn, user_id=user_id, month=str(month))
-    adjustments = tuple(await pending_adjustments(conn, user_id=user_id, month=str(month)))
+    pending = await pending_adjustments(conn, user_id=user_id, month=str(month), default_plan=default_plan)
     lines = build_invoice_lines(
         plan,
         month=str(month),
         billable_seconds=totals.billable_seconds,
         adjustments=[
-            Adjustment(row.for_month, _describe(row), row.billable_seconds, row.amount_usd)
-            for row in adjustments
+            Adjustment(row.for_month, description, row.billable_seconds, row.amount_usd)
+            for row, description in pending
         ],
     )
     view = InvoiceView(user_id, str(month), "DRAFT", None, tuple(lines), invoice_total(lines))
     billed = BilledUsage(
-        str(month), totals.total_calls, totals.total_seconds, totals.billable_seconds, totals.usage_charge_usd
+        str(month),
+        totals.total_calls,
+        totals.total_seconds,
+        totals.billable_seconds,
+        fixed_fee(plan) + totals.usage_charge_usd,
+        plan.id,
+        plan.name,
     )
-    return Draft(view, plan, billed, adjustments)
+    return Draft(view, plan, billed, totals.usage_charge_usd, tuple(row for row, _ in pending))
 
 
 async def invoice_for(conn: Connection, *, user_id: int, month: Month, default_plan: Plan) -> InvoiceView:
@@ -109,11 +129,19 @@ async def invoice_for(conn: Connection, *, user_id: int, month: Month, default_p
 
 
 async def invoices_of(conn: Connection, *, user_id: int, default_plan: Plan) -> list[InvoiceView]:
-    """This month's draft, then every finalized invoice, newest first."""
+    """Newest month first: every finalized invoice, and a live draft for this month and for every
+    earlier month with usage or a fixed fee that is not finalized."""
     current = Month.current()
-    draft = (await draft_invoice(conn, user_id=user_id, month=current, default_plan=default_plan)).view
-    finalized = [InvoiceView.finalized(row) for row in await invoices.fetch_invoices(conn, user_id=user_id)]
-    return [draft, *(view for view in finalized if view.month != str(current))]
+    views = {
+        row.month: InvoiceView.finalized(row) for row in await invoices.fetch_invoices(conn, user_id=user_id)
+    }
+    open_months = await billable_months(conn, user_id=user_id, last=current, default_plan=default_plan)
+    for month in {*open_months, str(current)} - views.keys():
+        draft = await draft_invoice(
+            conn, user_id=user_id, month=Month.parse(month), default_plan=default_plan
+        )
+        views[month] = draft.view
+    return [views[month] for month in sorted(views, reverse=True)]
 
 
 async def month_invoices(
@@ -160,6 +188,7 @@ async def finalize_month(
                 plan_id=draft.plan.id,
                 plan_name=draft.plan.name,
                 billed=draft.billed,
+                usage_charge_usd=draft.usage_charge_usd,
                 lines=draft.view.lines,
                 adjustments=draft.adjustments,
                 total_usd=draft.view.total_usd,

@@ -11,6 +11,9 @@ from callmeter.db.connection import Database, lock_user_billing
 from callmeter.db.rerating import rerate_months
 from callmeter.errors import BadInputError, NotFoundError
 from callmeter.months import Month
+from callmeter.resolvers.scope import parse_id
+
+DEFAULT_PLAN_ID = "default"
 
 
 def money_or_none(value: object, name: str) -> Decimal | None:
@@ -65,13 +68,18 @@ async def create_plan(db: Database, plan: Plan) -> Plan:
         return await plans.insert_plan(conn, plan=plan)
 
 
+def parse_plan_id(value: object) -> int | None:
+    """A stored plan's id, or None for "default", the PRICE_PER_MINUTE plan (which is not stored)."""
+    return None if str(value).strip() == DEFAULT_PLAN_ID else parse_id(value, "planId")
+
+
 async def assign_plan(
-    db: Database, *, user_id: int, plan_id: int, from_month: Month, default_plan: Plan
+    db: Database, *, user_id: int, plan_id: int | None, from_month: Month, default_plan: Plan
 ) -> Plan:
-    """Bill the user by the plan from `from_month` on, re-rating those months' calls exactly."""
+    """Bill the user by the plan (None: the default) from `from_month` on, re-rating those months."""
     async with db.transaction() as conn:
         await lock_user_billing(conn, user_id=user_id)
-        plan = await plans.fetch_plan(conn, plan_id=plan_id)
+        plan = default_plan if plan_id is None else await plans.fetch_plan(conn, plan_id=plan_id)
         if plan is None:
             raise NotFoundError(f"there is no plan {plan_id}")
         await plans.assign_plan(conn, user_id=user_id, plan_id=plan_id, from_month=str(from_month))

@@ -69,10 +69,23 @@ async def history(
         months.append(months[-1].next())
         if len(months) > MAX_HISTORY_MONTHS:
             raise BadInputError(f"history spans more than {MAX_HISTORY_MONTHS} months")
-    schedule = await plans.plan_schedule(conn, user_id=user_id)
+    schedule = await plans.plan_schedule(conn, user_id=user_id, default_plan=default_plan)
     summaries = []
     for month in months:
         row = rows.get(str(month)) or MonthlyUsageRow.empty(user_id, str(month))
         in_force = [plan for start, plan in schedule if start <= str(month)]
         summaries.append(summarize(row, in_force[-1] if in_force else default_plan))
     return summaries
+
+
+async def billable_months(conn: Connection, *, user_id: int, last: Month, default_plan: Plan) -> list[str]:
+    """The months up to `last` with usage or a fixed fee, oldest first (at most MAX_HISTORY_MONTHS)."""
+    schedule = await plans.plan_schedule(conn, user_id=user_id, default_plan=default_plan)
+    used = await usage.fetch_months(conn, user_id=user_id, last=str(last))
+    known = [start for start, _ in schedule if start <= str(last)] + [row.month for row in used]
+    if not known:
+        return []
+    oldest = Month(last.year - MAX_HISTORY_MONTHS // 12, last.month).next()
+    first = max(Month.parse(min(known)), oldest)
+    summaries = await history(conn, user_id=user_id, first=first, last=last, default_plan=default_plan)
+    return [summary.month for summary in summaries if summary.total_calls or summary.fixed_fee_usd]

@@ -10,6 +10,7 @@ import strawberry
 from callmeter.billing import plans as billing_plans
 from callmeter.billing.invoices import InvoiceLine as InvoiceLineValue
 from callmeter.resolvers.invoices import InvoiceView
+from callmeter.resolvers.plans import DEFAULT_PLAN_ID
 
 PlanKind = strawberry.enum(billing_plans.PlanKind, name="PlanKind")
 
@@ -28,7 +29,7 @@ class Tier:
 
 @strawberry.type
 class Plan:
-    id: strawberry.ID  # "default" for the PRICE_PER_MINUTE plan, which is not stored
+    id: strawberry.ID  # DEFAULT_PLAN_ID for the PRICE_PER_MINUTE plan, which is not stored
     name: str
     kind: PlanKind
     rate_per_minute: Decimal | None
@@ -42,7 +43,7 @@ class Plan:
     @classmethod
     def from_value(cls, plan: billing_plans.Plan) -> Plan:
         return cls(
-            id=strawberry.ID(str(plan.id) if plan.id is not None else "default"),
+            id=strawberry.ID(str(plan.id) if plan.id is not None else DEFAULT_PLAN_ID),
             name=plan.name,
             kind=plan.kind,
             rate_per_minute=plan.rate_per_minute,

@@ -80,7 +80,7 @@ class Mutation:
         plan = await plan_resolvers.assign_plan(
             info.context.db,
             user_id=parse_id(user_id, "userId"),
-            plan_id=parse_id(plan_id, "planId"),
+            plan_id=plan_resolvers.parse_plan_id(plan_id),
             from_month=Month.parse(from_month),
             default_plan=info.context.default_plan,
         )
