@@ -174,7 +174,7 @@ OUT_OF_RANGE_ID = "is not in the range 1<=x<=9223372036854775807"
         ),
         (
             ["plan", "assign", "--user", "1", "--plan", "9223372036854775808", "--from", "2026-01"],
-            OUT_OF_RANGE_ID,
+            "planId must be a positive whole number",
         ),
         (["invoice", "--month", "2026-01", "--user", "9223372036854775808"], OUT_OF_RANGE_ID),
         (
