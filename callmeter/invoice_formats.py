@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 
 from callmeter.billing.money import format_usd
 from callmeter.resolvers.invoices import InvoiceView
@@ -19,13 +20,18 @@ def _title(view: InvoiceView) -> str:
     return f"Invoice {number} for user {view.user_id}, {view.month} ({view.status.lower()})"
 
 
+def _shown(quantity: Decimal) -> str:
+    """A quantity for people: 1, 11.5 (machine formats keep the stored four places)."""
+    return format(quantity.normalize(), "f")
+
+
 def as_text(views: Sequence[InvoiceView]) -> str:
     out = []
     for view in views:
         out.append(_title(view))
         for line in view.lines:
             out.append(
-                f"  {line.position:>2}. {line.description:<62} {line.quantity:>12} x "
+                f"  {line.position:>2}. {line.description:<62} {_shown(line.quantity):>12} x "
                 f"{format_usd(line.unit_price_usd, 4):>9} = {format_usd(line.amount_usd):>10}"
             )
         out.append(f"  {'Total':<84} {format_usd(view.total_usd):>10}")
@@ -129,7 +135,7 @@ def as_pdf(views: Sequence[InvoiceView]) -> bytes:
             cells = (
                 str(line.position),
                 _latin1(line.description),
-                str(line.quantity),
+                _shown(line.quantity),
                 format_usd(line.unit_price_usd, 4),
                 format_usd(line.amount_usd),
             )

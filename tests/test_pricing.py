@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -436,6 +437,7 @@ async def test_cli_plans_invoices_and_stripe_push_with_idempotency(server, clien
         assert len(fake.requests) == count
         text = cli(["invoice", "--month", "2026-01"], env, tmp_path).stdout.decode()
         assert "Stripe invoice in_" in text and "$59.00" in text
+        assert re.search(r" 1 x +\$49\.0000 ", text) and re.search(r" 200 x +\$0\.0500 ", text), text
         pdf = cli(["invoice", "--month", "2026-01", "--format", "pdf"], env, tmp_path)
         assert pdf.stdout.startswith(b"%PDF")
         gql = (await graphql(client, INVOICE, {"m": "2026-01"}, headers=auth(2)))["data"]["usage"]["invoice"]
