@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 from callmeter.errors import BadInputError
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# YYYY-MM with years 0001 to 9998 (so the month after any month is one too), written out without
+# lookarounds so that /openapi.json can publish the same pattern.
+MONTH_PATTERN = (
+    r"^(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+    r"-(0[1-9]|1[0-2])$"
+)
+_MONTH = re.compile(MONTH_PATTERN)
 
 
 @dataclass(frozen=True, order=True)
@@ -19,7 +25,7 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         found = _MONTH.match(text or "")
-        if not found or not 1 <= int(found.group(1)) <= 9998:
+        if not found:
             shown = (text or "")[:20]
             raise BadInputError(f"month must be YYYY-MM (years 0001 to 9998), got {shown!r}")
         return cls(int(found.group(1)), int(found.group(2)))

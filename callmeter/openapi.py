@@ -5,6 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from callmeter.months import MONTH_PATTERN
+
 _ERROR = {
     "type": "object",
     "required": ["error", "code"],
@@ -93,7 +95,7 @@ SPEC: dict[str, object] = {
                         "name": "month",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                        "schema": {"type": "string", "pattern": MONTH_PATTERN},
                     },
                     _USER_ID,
                 ],
@@ -133,7 +135,7 @@ SPEC: dict[str, object] = {
                         "name": "month",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])$"},
+                        "schema": {"type": "string", "pattern": MONTH_PATTERN},
                     },
                     _USER_ID,
                 ],
