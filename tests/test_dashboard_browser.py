@@ -11,7 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.factories import add_agent, auth, call_events, make_token, post_callback
+from tests.factories import (
+    add_agent,
+    auth,
+    call_events,
+    free_port,
+    make_token,
+    post_callback,
+    start_server,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -159,6 +167,43 @@ async def test_a_service_that_is_down_says_so(server, browser):
     await banner.wait_for()
     assert "cannot be reached" in await banner.text_content()
     await context.close()
+
+
+async def test_a_service_that_stops_while_open_says_so_at_once_and_recovers(browser, tmp_path):
+    url, port = f"sqlite:///{tmp_path / 'stopping.db'}", free_port()
+    handle = start_server(url, tmp_path, port=port)
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        await page.goto(f"{handle.base_url}/?token={make_token(1)}")
+        await page.wait_for_selector("#live-state.on")
+        handle.stop()
+        banner = page.locator("#banner")
+        await banner.wait_for(timeout=5000)  # the live connection dropped: no user action needed
+        assert "cannot be reached" in await banner.text_content()
+        handle = start_server(url, tmp_path, port=port)
+        await banner.wait_for(state="hidden", timeout=20000)
+        await page.wait_for_selector("#live-state.on", timeout=20000)
+    finally:
+        handle.stop()
+        await context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_outbound_calls_show_the_number_called(server, client, page):
+    await add_agent(server.database_url, user_id=1, name="juana", numbers=["+18449263376"])
+    # From is the agent's number, To the customer's (+15550001111).
+    events = call_events("CA" + "0b" * 16, answered_at=now_minus(1), duration=60, direction="outbound-api")
+    for form in events:
+        assert (await post_callback(client, server.base_url, form)).status_code == 200
+    await page.goto(f"{server.base_url}/?token={make_token(1)}")
+    await page.wait_for_function("document.querySelectorAll('#calls tr').length === 1")
+    row = await page.locator("#calls tr").first.text_content()
+    assert "+15550001111" in row and "+18449263376" not in row
+    await page.select_option("#status-filter", "ACTIVE")
+    await page.wait_for_function(
+        "document.querySelector('#calls-empty').textContent === 'No calls with this status.'"
+    )
 
 
 async def test_assets_are_served_and_local_only(server):

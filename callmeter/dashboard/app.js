@@ -22,7 +22,9 @@ const text = (value) => document.createTextNode(value ?? "–");
 class AuthError extends Error {}
 class ServiceDown extends Error {}
 
-const state = { token: null, claims: null, userId: null, cursors: [null], page: 0, status: "", plan: null, live: null };
+const state = {
+  token: null, claims: null, userId: null, cursors: [null], page: 0, status: "", plan: null, live: null, retry: null,
+};
 
 function claimsOf(token) {
   try {
@@ -100,7 +102,10 @@ function showProblem(error) {
   banner.textContent = error instanceof ServiceDown
     ? "The usage service cannot be reached right now. Retrying every few seconds…"
     : `Something went wrong: ${error.message}`;
-  if (error instanceof ServiceDown) setTimeout(refresh, 5000);
+  if (error instanceof ServiceDown && !state.retry) {
+    // One retry at a time, however many requests failed.
+    state.retry = setTimeout(() => { state.retry = null; refresh(); }, 5000);
+  }
   return false;
 }
 
@@ -113,7 +118,7 @@ const SUMMARY = `query($u: ID, $from: String!, $to: String!) { usage(userId: $u)
 
 const CALLS = `query($u: ID, $after: String, $status: CallStatus) { usage(userId: $u) {
   calls(first: ${PAGE_SIZE}, after: $after, status: $status) { edges { cursor node {
-    callSid callFrom status durationSeconds costUsd startedAt endedAt agent { name } } }
+    callSid callFrom callTo direction status durationSeconds costUsd startedAt endedAt agent { name } } }
     pageInfo { hasNextPage endCursor } } } }`;
 
 const INVOICE = `query($u: ID, $m: String!) { usage(userId: $u) { invoice(month: $m) {
@@ -207,11 +212,12 @@ async function loadCalls() {
     const status = document.createElement("span");
     status.className = `status-${node.status.toLowerCase()}`;
     status.textContent = node.status.toLowerCase();
-    return tableRow([formatTime(node.startedAt), node.agent?.name, node.callFrom, status,
+    return tableRow([formatTime(node.startedAt), node.agent?.name, otherParty(node), status,
       formatDuration(node.durationSeconds), formatMoney(node.costUsd, true)], [false, false, false, false, true, true]);
   });
   $("calls").replaceChildren(...rows);
   $("calls-empty").hidden = rows.length > 0;
+  $("calls-empty").textContent = state.status ? "No calls with this status." : "No calls yet.";
   state.cursors[state.page + 1] = pageInfo.hasNextPage ? pageInfo.endCursor : undefined;
   $("next-page").disabled = !pageInfo.hasNextPage;
   $("prev-page").disabled = state.page === 0;
@@ -249,7 +255,13 @@ async function downloadPdf() {
 
 // ---------- live calls over graphql-transport-ws ----------
 
-const LIVE = `subscription($u: ID) { activeCalls(userId: $u) { callSid callFrom callTo startedAt agent { name } } }`;
+const LIVE = `subscription($u: ID) { activeCalls(userId: $u) {
+  callSid callFrom callTo direction startedAt agent { name } } }`;
+
+/** The number on the other end: the caller of an inbound call, the one called by an outbound call. */
+function otherParty(call) {
+  return (call.direction ?? "").startsWith("outbound") ? call.callTo : call.callFrom;
+}
 
 function stopLive() {
   if (state.live) {
@@ -264,7 +276,7 @@ function startLive(delay = 1000) {
   stopLive();
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`;
   const socket = new WebSocket(url, "graphql-transport-ws");
-  const live = { socket, closed: false, calls: [], ticker: setInterval(tick, 1000) };
+  const live = { socket, closed: false, opened: false, calls: [], ticker: setInterval(tick, 1000) };
   state.live = live;
   const pill = $("live-state");
   socket.onopen = () => socket.send(JSON.stringify({ type: "connection_init", payload: { Authorization: `Bearer ${state.token}` } }));
@@ -274,6 +286,7 @@ function startLive(delay = 1000) {
       socket.send(JSON.stringify({ id: "live", type: "subscribe", payload: { query: LIVE, variables: scope() } }));
       pill.textContent = "live";
       pill.classList.add("on");
+      live.opened = true;
     } else if (message.type === "ping") {
       socket.send(JSON.stringify({ type: "pong" }));
     } else if (message.type === "next") {
@@ -292,6 +305,9 @@ function startLive(delay = 1000) {
     pill.classList.remove("on");
     clearInterval(live.ticker);
     if (event.code === 4403) return showProblem(new AuthError("the live connection was refused"));
+    // A connection that was live dropped: check the service now, so a stopped service shows at once
+    // (and totals catch up on what happened meanwhile if it is still there).
+    if (live.opened) refreshTotals();
     setTimeout(() => state.live === live && startLive(Math.min(delay * 2, 15000)), delay);
   };
 }
@@ -311,7 +327,7 @@ function renderLive() {
     li.dataset.sid = call.callSid;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = `${call.agent?.name ?? "agent"} · ${call.callFrom ?? "unknown caller"}`;
+    who.textContent = `${call.agent?.name ?? "agent"} · ${otherParty(call) ?? "unknown number"}`;
     const duration = document.createElement("span");
     duration.className = "tick duration";
     const cost = document.createElement("span");
@@ -334,7 +350,8 @@ function tick() {
 async function refreshTotals() {
   try {
     renderSummary((await gql(SUMMARY, { ...scope(), ...monthsBack(12) })).usage);
-    await loadCalls();
+    $("banner").hidden = true;
+    await Promise.all([loadCalls(), loadInvoice()]);
   } catch (error) {
     showProblem(error);
   }
