@@ -101,6 +101,11 @@ def test_money_parsing_rejects_what_is_not_an_amount():
         (Plan("x", PlanKind.VOLUME, tiers=(Tier(5, D(1)), Tier(None, D("1e7")))), r"tiers\[1\]"),
         (Plan("x", PlanKind.PAY_AS_YOU_GO, rate_per_minute=D(1), billing_increment_seconds=0), "Increment"),
         (Plan(" ", PlanKind.PAY_AS_YOU_GO, rate_per_minute=D(1)), "name"),
+        (Plan("x\n", PlanKind.PAY_AS_YOU_GO, rate_per_minute=D(1)), "line breaks"),
+        (
+            Plan("x", PlanKind.SUBSCRIPTION, monthly_fee_usd=D("10.005"), overage_rate_per_minute=D(0)),
+            "whole cents",
+        ),
     ],
 )
 def test_validate_plan_names_the_problem(plan, problem):
@@ -125,7 +130,7 @@ def plans(draw) -> Plan:
             Plan(
                 "p",
                 kind,
-                monthly_fee_usd=draw(rates) * 50,
+                monthly_fee_usd=draw(st.decimals(min_value=D(0), max_value=D(100), places=2)),
                 included_minutes=draw(st.integers(0, 3000)),
                 overage_rate_per_minute=draw(rates),
                 **common,

@@ -341,6 +341,8 @@ async def test_pricing_input_errors_and_permissions(server, client):
         {"name": "x", "kind": "PAY_AS_YOU_GO", "ratePerMinute": "-1"},
         {"name": "x", "kind": "PAY_AS_YOU_GO", "ratePerMinute": "1e30"},
         {**PLANS["subscription"], "monthlyFeeUsd": "1e30"},
+        {**PLANS["subscription"], "monthlyFeeUsd": "10.005"},
+        {**PLANS["subscription"], "name": "line\nbreak"},
         {**PLANS["graduated"], "tiers": [{"upToMinutes": None, "ratePerMinute": "1000000.000001"}]},
     ):
         body = await graphql(client, CREATE_PLAN, {"p": spec}, headers=ADMIN)

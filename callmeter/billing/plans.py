@@ -90,6 +90,8 @@ def validate_plan(plan: Plan) -> Plan:
             raise PlanError(f"{field} must be a finite amount, not negative")
         if amount is not None and amount > MAX_AMOUNT:
             raise PlanError(f"{field} must be at most {MAX_AMOUNT}")
+    if plan.monthly_fee_usd != round_cents(plan.monthly_fee_usd):
+        raise PlanError("monthlyFeeUsd must be whole cents, e.g. 49.00")
     if tiered:
         _validate_tiers(plan.tiers)
     return plan
