@@ -9,7 +9,7 @@ tokens); its expiry on every request.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -25,6 +25,7 @@ ALGORITHM = "HS256"
 class Viewer:
     user_id: int
     is_admin: bool = False
+    expires_at: float | None = field(default=None, compare=False)  # the token's `exp`
 
 
 def issue_token(
@@ -45,16 +46,15 @@ def issue_token(
 
 
 def verify_token(settings: Settings, token: str) -> Viewer:
-    viewer, expires_at = _verified(
-        token, str(settings.jwt_secret), settings.jwt_issuer, settings.jwt_audience
-    )
-    if expires_at <= time.time():  # checked on every use: a cached token still expires on time
+    viewer = _verified(token, str(settings.jwt_secret), settings.jwt_issuer, settings.jwt_audience)
+    assert viewer.expires_at is not None
+    if viewer.expires_at <= time.time():  # checked on every use: a cached token still expires on time
         raise UnauthenticatedError("token expired")
     return viewer
 
 
 @lru_cache(maxsize=4096)
-def _verified(token: str, secret: str, issuer: str | None, audience: str | None) -> tuple[Viewer, int]:
+def _verified(token: str, secret: str, issuer: str | None, audience: str | None) -> Viewer:
     """A valid token's viewer and expiry. Dashboards send one token many times: its signature is
     checked once (invalid tokens raise, and exceptions are never cached)."""
     try:
@@ -76,7 +76,8 @@ def _verified(token: str, secret: str, issuer: str | None, audience: str | None)
     subject = str(subject)
     if not subject.isascii() or not subject.isdigit() or not 0 < int(subject) < 2**63:
         raise UnauthenticatedError("invalid token: sub must be a positive integer user id")
-    return Viewer(user_id=int(subject), is_admin=claims.get("role") == "admin"), claims["exp"]
+    is_admin = claims.get("role") == "admin"
+    return Viewer(user_id=int(subject), is_admin=is_admin, expires_at=float(claims["exp"]))
 
 
 def viewer_from_authorization(settings: Settings, header: str | None) -> Viewer:

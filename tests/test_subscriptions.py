@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -83,6 +83,36 @@ async def test_call_events_and_usage_updates(server, client):
     assert usage == {"month": "2026-04", "totalCalls": 1, "totalSeconds": 120, "totalCostUsd": "0.10"}
     await events_sub.close()
     await usage_sub.close()
+
+
+async def test_active_calls_are_sent_again_only_when_the_list_changes(server, client):
+    await add_agent(server.database_url, user_id=1, name="juana", numbers=[NUMBER_1])
+    subscriber = await Subscriber.connect(server.base_url, make_token(1))
+    await subscriber.subscribe(ACTIVE)
+    assert await active_sids(subscriber) == []
+    initiated, ringing, answered, completed = call_events(
+        "CA" + "7" * 32, answered_at=ANSWERED, duration=30, to=NUMBER_1
+    )
+    for form in (initiated, ringing):
+        assert (await post_callback(client, server.base_url, form)).status_code == 200
+    assert await subscriber.no_data_within(0.5)  # ringing is not in progress: the list is the same
+    await post_callback(client, server.base_url, answered)
+    assert await active_sids(subscriber) == ["CA" + "7" * 32]
+    await post_callback(client, server.base_url, completed)
+    assert await active_sids(subscriber) == []
+    await subscriber.close()
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_a_subscription_ends_when_its_token_expires(server, protocol):
+    subscriber = await Subscriber.connect(server.base_url, make_token(1, ttl=timedelta(seconds=2)), protocol)
+    await subscriber.subscribe(ACTIVE)
+    assert await active_sids(subscriber) == []
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:  # keep-alives until the token's exp, then the close
+            await subscriber.next(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert closed.value.rcvd.reason == "token expired"
 
 
 @pytest.mark.parametrize("query", [ACTIVE, EVENTS, USAGE])

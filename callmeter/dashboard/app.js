@@ -304,7 +304,7 @@ function startLive(delay = 1000) {
     pill.textContent = "reconnecting…";
     pill.classList.remove("on");
     clearInterval(live.ticker);
-    if (event.code === 4403) return showProblem(new AuthError("the live connection was refused"));
+    if (event.code === 4403) return showProblem(new AuthError(event.reason || "the live connection was refused"));
     // A connection that was live dropped: check the service now, so a stopped service shows at once
     // (and totals catch up on what happened meanwhile if it is still there).
     if (live.opened) refreshTotals();

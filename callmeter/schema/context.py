@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
 from callmeter.auth import Viewer
@@ -29,6 +30,7 @@ class Context:
     bus: LiveBus
     auth_error: str | None = None
     connection_params: dict[str, object] | None = None  # a WebSocket's connection_init payload
+    websocket: WebSocket | None = None  # the connection a subscription context belongs to
     agent_loader: DataLoader[int, Agent | None] = field(init=False)
     numbers_loader: DataLoader[int, tuple[str, ...]] = field(init=False)
 

@@ -72,7 +72,10 @@ class Mutation:
         )
         return Plan.from_value(await plan_resolvers.create_plan(info.context.db, plan))
 
-    @strawberry.mutation
+    @strawberry.mutation(
+        description='Bill the user by the plan (or "default") from fromMonth until their next later '
+        "assignment, re-rating the months from fromMonth on. Admin only."
+    )
     async def assign_plan(
         self, info: strawberry.Info, user_id: strawberry.ID, plan_id: strawberry.ID, from_month: str
     ) -> Plan:

@@ -52,10 +52,15 @@ class Subscription:
         ctx = info.context
         owner = target_user(ctx.require_viewer(), user_id)
         async with ctx.bus.subscribe(owner) as inbox:
-            yield await _active_calls(ctx, owner)
+            sent = await _active_calls(ctx, owner)
+            yield sent
             while True:
-                await inbox.burst()  # a burst of changes is one new list
-                yield await _active_calls(ctx, owner)
+                changes = await inbox.burst()  # a burst of changes is one new list
+                current = await _active_calls(ctx, owner)
+                # A call that rings changes nothing here; after a resync the list is always sent again.
+                if current != sent or RESYNC in changes:
+                    sent = current
+                    yield current
 
     @strawberry.subscription
     async def call_events(

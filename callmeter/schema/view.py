@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
-from starlette.websockets import WebSocket
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET, UnsetType
@@ -39,6 +43,7 @@ class GraphQLApp(GraphQL[Context, None]):
             viewer=viewer,
             auth_error=auth_error,
             bus=state.bus,
+            websocket=request if isinstance(request, WebSocket) else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | None:
@@ -49,7 +54,34 @@ class GraphQLApp(GraphQL[Context, None]):
             context.viewer = viewer_from_authorization(context.settings, str(header) if header else None)
         except UnauthenticatedError:
             raise ConnectionRejectionError() from None
+        if context.websocket is not None and context.viewer.expires_at is not None:
+            # A subscription lives no longer than the token it was opened with.
+            delay = context.viewer.expires_at - time.time()
+            loop = asyncio.get_running_loop()
+            context.websocket.state.expiry = loop.call_later(delay, _close_expired, context.websocket)
         return UNSET
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            expiry = scope.get("state", {}).get("expiry")
+            if expiry is not None:
+                expiry.cancel()  # the connection ended first: let it be collected now
+
+
+def _close_expired(websocket: WebSocket) -> None:
+    async def close() -> None:
+        with suppress(RuntimeError):  # already closed
+            await websocket.close(code=4403, reason="token expired")
+
+    if websocket.application_state is WebSocketState.CONNECTED:
+        task = asyncio.ensure_future(close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Future[None]] = set()
 
 
 def make_graphql_app() -> GraphQLApp:
