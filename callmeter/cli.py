@@ -223,7 +223,7 @@ def parse_tier(text: str) -> tuple[int | None, str]:
         )
     if bound in ("max", "inf", ""):
         return None, rate
-    if not bound.isascii() or not bound.isdigit():
+    if not bound.isascii() or not bound.isdigit() or len(bound) > 18:
         raise click.BadParameter(f"{bound!r} is not a whole number of minutes", param_hint="--tier")
     return int(bound), rate
 

@@ -109,7 +109,7 @@ async def usage_history(request: Request) -> Response:
 async def call_history(request: Request) -> Response:
     _, user_id = _viewer_and_user(request)
     raw_limit = request.query_params.get("limit", "50")
-    if not raw_limit.isascii() or not raw_limit.isdigit():
+    if not raw_limit.isascii() or not raw_limit.isdigit() or len(raw_limit) > 9:
         raise BadInputError(f"limit must be a whole number from 1 to 500, got {raw_limit[:20]!r}")
     limit = call_resolvers.check_page_size(int(raw_limit), "limit")
     async with request.app.state.db.connection() as conn:

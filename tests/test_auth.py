@@ -133,6 +133,8 @@ async def test_another_users_call_by_sid_is_not_visible(server, client):
         "/api/usage/calls?limit=ten",
         "/api/usage/current?user_id=abc",
         "/api/usage/history?month=0000-01",
+        "/api/usage/calls?limit=" + "9" * 5000,
+        "/api/usage/current?user_id=" + "9" * 5000,
     ],
 )
 async def test_bad_rest_input_is_400(client, route):
@@ -155,6 +157,7 @@ FORGED_CURSOR = base64.urlsafe_b64encode(b"9999-12-31T23:59:59+00:00|" + b"9" * 
         '{ usage { calls(after: "' + FORGED_CURSOR + '") { edges { cursor } } } }',  # id over 2^63
         '{ usage { calls(agentId: "x") { edges { cursor } } } }',
         '{ usage(userId: "abc") { current { month } } }',
+        '{ usage(userId: "' + "9" * 5000 + '") { current { month } } }',
     ],
 )
 async def test_bad_graphql_input_is_bad_user_input(client, query):
@@ -204,3 +207,11 @@ async def test_null_page_sizes_mean_the_default_and_impossible_sids_match_nothin
     assert "errors" not in body and body["data"]["usage"] == {"calls": {"edges": []}, "call": None}
     body = await graphql(client, "{ unattributedEvents(first: null) { id } }", headers=auth(1, admin=True))
     assert body == {"data": {"unattributedEvents": []}}
+
+
+@pytest.mark.parametrize("body", ['"hello"', "5", "null", "true"])
+async def test_a_graphql_body_that_is_not_an_object_is_400(client, body):
+    headers = {"Content-Type": "application/json", **auth(1)}
+    response = await client.post("/graphql", content=body, headers=headers)
+    assert response.status_code == 400
+    assert "JSON object" in response.text

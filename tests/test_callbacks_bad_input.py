@@ -103,8 +103,9 @@ async def test_signed_bodies_that_are_not_status_callbacks_get_400(server, clien
 
 async def test_a_non_integer_agent_id_is_400(server, client):
     form = callback_form("CA" + "4" * 32, "ringing", sequence=1, at=AT)
-    response = await post_callback(client, server.base_url, form, query="agent_id=abc")
-    assert response.status_code == 400
+    for agent_id in ("abc", "9" * 5000):  # past Python's 4,300-digit int() limit too
+        response = await post_callback(client, server.base_url, form, query=f"agent_id={agent_id}")
+        assert response.status_code == 400
 
 
 async def test_oversize_bodies_get_413_and_nothing_is_stored(server, client):

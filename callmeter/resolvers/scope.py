@@ -8,7 +8,7 @@ from callmeter.errors import BadInputError, ForbiddenError, UnauthenticatedError
 
 def parse_id(value: object, name: str) -> int:
     text = str(value).strip()
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**63:
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or not 0 < int(text) < 2**63:
         raise BadInputError(f"{name} must be a positive whole number, got {str(value)[:20]!r}")
     return int(text)
 

@@ -8,6 +8,7 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
@@ -60,6 +61,12 @@ class GraphQLApp(GraphQL[Context, None]):
             loop = asyncio.get_running_loop()
             context.websocket.state.expiry = loop.call_later(delay, _close_expired, context.websocket)
         return UNSET
+
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):  # Strawberry would fail on a bare string or number
+            raise HTTPException(400, "The request body must be a JSON object with a `query`")
+        return parsed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

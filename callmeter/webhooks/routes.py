@@ -110,7 +110,7 @@ def counted(outcome: str, response: Response) -> Response:
 def _agent_id(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isascii() or not value.isdigit() or not 0 < int(value) < 2**63:
+    if not value.isascii() or not value.isdigit() or len(value) > 19 or not 0 < int(value) < 2**63:
         raise BadInputError("agent_id must be a positive whole number")
     return int(value)
 
