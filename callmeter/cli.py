@@ -356,7 +356,7 @@ def invoice(
     "older_than",
     type=click.IntRange(0, int(MAX_TTL.total_seconds())),
     default=None,
-    help="Seconds since a call's last event (default: $RECONCILE_AFTER_SECONDS, 4 h).",
+    help="Seconds since a call's last callback arrived (default: $RECONCILE_AFTER_SECONDS, 4 h).",
 )
 @click.pass_context
 def reconcile(ctx: click.Context, older_than: int | None) -> None:
@@ -379,7 +379,10 @@ def reconcile(ctx: click.Context, older_than: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="callmeter", standalone_mode=False)
+        # Without standalone mode, click returns a command's `ctx.exit(n)` instead of exiting.
+        code = cli.main(args=argv, prog_name="callmeter", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -84,8 +84,10 @@ async def reconcile_stale_calls(
     db: Database, settings: Settings, *, default_plan: Plan, bus: LiveBus | None, idle_seconds: float
 ) -> ReconcileReport:
     now = datetime.now(UTC)
-    async with db.connection() as conn:
+    async with db.transaction() as conn:
         stale = await calls.stale_calls(conn, idle_since=now - timedelta(seconds=idle_seconds))
+        if stale:
+            await calls.mark_reconciled(conn, call_ids=[call.id for call in stale], at=now)
     client = twilio_client(settings)
     closed = still_active = flagged = errors = 0
     for call in stale:
@@ -132,6 +134,7 @@ async def reconcile_stale_calls(
                 call.call_sid,
                 event.call_status,
                 event.call_duration,
+                extra={"call_sid": call.call_sid},
             )
     return ReconcileReport(len(stale), closed, still_active, flagged, errors)
 

@@ -120,3 +120,36 @@ async def test_serve_reconciles_periodically(database_url, tmp_path):
     finally:
         handle.stop()
         twilio.shutdown()
+
+
+async def test_calls_never_asked_about_come_first_and_errors_exit_non_zero(server, client, tmp_path):
+    from datetime import timedelta
+
+    from callmeter.db import calls
+    from tests.factories import open_db
+
+    await add_agent(server.database_url, user_id=1, name="juana", numbers=["+18449263376"])
+    first, second = "CA" + "e" * 32, "CA" + "f" * 32
+    await answer(client, server, first)
+    await answer(client, server, second)
+    db = await open_db(server.database_url)
+    try:
+        now = datetime.now(UTC)
+        async with db.transaction() as conn:
+            (oldest,) = await calls.stale_calls(conn, idle_since=now, limit=1)
+            assert oldest.call_sid == first
+            await calls.mark_reconciled(conn, call_ids=[oldest.id], at=now)
+            # A call reconciliation could not close never holds back one it has not asked about...
+            later = now + timedelta(seconds=1)
+            assert [call.call_sid for call in await calls.stale_calls(conn, idle_since=later, limit=1)] == [
+                second
+            ]
+            # ...and is asked about again only once it has been idle that long since.
+            assert [call.call_sid for call in await calls.stale_calls(conn, idle_since=now)] == [second]
+    finally:
+        await db.disconnect()
+    unreachable = server_env(
+        server.database_url, TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_API_BASE="http://127.0.0.1:1"
+    )
+    result = cli(["reconcile", "--older-than", "0"], unreachable, tmp_path)
+    assert result.returncode == 1 and "2 errors" in result.stdout, (result.stdout, result.stderr)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy import bindparam, func, or_, select, tuple_
 
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
@@ -174,13 +174,25 @@ async def usage_by_agent(conn: Connection, *, user_id: int, month: str) -> list[
 
 
 async def stale_calls(conn: Connection, *, idle_since: datetime, limit: int = 500) -> list[CallRow]:
-    """Calls still active whose last change is older than `idle_since`, oldest first."""
+    """Calls still active whose last change is older than `idle_since` and that reconciliation has
+    not asked about since then: never asked first, then the longest ago, so calls it cannot close
+    (unknown to Twilio, or Twilio failing) never hold back the others."""
     query = (
-        _CALL_COLUMNS.where(call_usage.c.status == "active", call_usage.c.updated_at < idle_since)
-        .order_by(call_usage.c.updated_at)
+        _CALL_COLUMNS.where(
+            call_usage.c.status == "active",
+            call_usage.c.updated_at < idle_since,
+            or_(call_usage.c.reconciled_at.is_(None), call_usage.c.reconciled_at < idle_since),
+        )
+        .order_by(call_usage.c.reconciled_at.asc().nulls_first(), call_usage.c.updated_at)
         .limit(limit)
     )
     return [CallRow.from_record(row) for row in await conn.fetch_all(query)]
+
+
+async def mark_reconciled(conn: Connection, *, call_ids: Sequence[int], at: datetime) -> None:
+    """Record that reconciliation asked about these calls now."""
+    query = call_usage.update().where(call_usage.c.id.in_(list(call_ids))).values(reconciled_at=at)
+    await conn.execute(query)
 
 
 async def mark_stale(conn: Connection, *, call_id: int, at: datetime) -> None:

@@ -69,6 +69,7 @@ call_usage = Table(
     Column("month_position", Integer),  # order in which completed calls were rated into the month
     Column("updated_at", UTCDateTime, nullable=False),
     Column("stale_at", UTCDateTime),  # still active long after its last event, and not reconciled
+    Column("reconciled_at", UTCDateTime),  # when reconciliation last asked about it and left it active
     Index("ix_call_usage_user_sort", "user_id", "sort_at", "id"),
     Index("ix_call_usage_user_status_sort", "user_id", "status", "sort_at", "id"),
     Index("ix_call_usage_agent_sort", "agent_id", "sort_at", "id"),
