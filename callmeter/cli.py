@@ -91,6 +91,7 @@ def serve(
 
     from callmeter.commands import check_database
     from callmeter.db.migrate import migrate
+    from callmeter.logs import UVICORN_LOG_CONFIG
 
     settings = settings_of(ctx)
     host, port = host or settings.host, port or settings.port
@@ -112,6 +113,7 @@ def serve(
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         log_level="info",
+        log_config=UVICORN_LOG_CONFIG,
         access_log=False,
         # Dashboard frames are small: compression would cost CPU and a zlib state per connection.
         ws_per_message_deflate=False,

@@ -14,7 +14,7 @@ from callmeter.db import plans as db_plans
 from callmeter.db.agents import AgentRow
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
-from callmeter.db.migrate import migrate
+from callmeter.db.migrate import head_revision, migrate
 from callmeter.errors import ConfigError
 from callmeter.months import Month
 from callmeter.reconciliation import ReconcileReport, reconcile_stale_calls
@@ -41,9 +41,15 @@ async def opened_database(settings: Settings) -> AsyncIterator[Database]:
 
 
 async def check_database(settings: Settings) -> None:
-    """Connect once, so `serve` reports a database it cannot open in one line."""
-    async with opened_database(settings):
-        pass
+    """Connect once, so `serve` reports in one line a database it cannot open or that is not migrated
+    to this version's schema (say, new code deployed without running `callmeter migrate`)."""
+    async with opened_database(settings) as db, db.connection() as conn:
+        current = await conn.fetch_val("SELECT version_num FROM alembic_version")
+    if current != head_revision():
+        raise ConfigError(
+            f"the database schema is at revision {current}, this callmeter needs {head_revision()}: "
+            "run `callmeter migrate`"
+        )
 
 
 async def add_agent(settings: Settings, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:

@@ -9,9 +9,11 @@ import sys
 
 import jwt
 import pytest
+from alembic import command
 
+from callmeter.db.migrate import alembic_config, head_revision
 from tests.conftest import ADMIN_URL, require_backend
-from tests.factories import JWT_SECRET, create_pg_database, drop_pg_database, server_env
+from tests.factories import JWT_SECRET, create_pg_database, drop_pg_database, free_port, server_env
 
 
 def run(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess[str]:
@@ -289,10 +291,18 @@ def test_refused_unreachable_and_unmigrated_postgres_are_one_line(tmp_path):
     assert_one_line_error(result, "cannot reach the database at 127.0.0.1:1: connection refused")
     unmigrated = create_pg_database(database_url, f"callmeter_unmigrated_{secrets.token_hex(3)}")
     try:
-        result = run(["plan", "list"], server_env(unmigrated), tmp_path)
+        listed = run(["plan", "list"], server_env(unmigrated), tmp_path)
+        served = run(["serve", "--port", str(free_port())], server_env(unmigrated), tmp_path)
+        # New code deployed on a database one migration behind: serve says so before starting.
+        command.upgrade(alembic_config(unmigrated), "0004")
+        behind = run(["serve", "--port", str(free_port())], server_env(unmigrated), tmp_path)
     finally:
         drop_pg_database(database_url, unmigrated)
-    assert_one_line_error(result, "the database has no callmeter tables: run `callmeter migrate`")
+    for result in (listed, served):
+        assert_one_line_error(result, "the database has no callmeter tables: run `callmeter migrate`")
+    assert_one_line_error(
+        behind, f"the database schema is at revision 0004, this callmeter needs {head_revision()}: run"
+    )
 
 
 def test_serve_on_a_port_in_use_is_one_line(embedded_env, tmp_path):

@@ -21,6 +21,12 @@ def async_url(database_url: str) -> str:
     return "postgresql+asyncpg:" + database_url.split(":", 1)[1]
 
 
+def head_revision() -> str:
+    """The newest migration's revision, without importing Alembic's machinery: revisions are
+    numbered in sequence and each file is named after its own (`0005_reconciled_at.py`)."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
 def alembic_config(database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
