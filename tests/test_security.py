@@ -271,9 +271,15 @@ async def test_graphql_limits_give_clear_errors(client):
     aliases = "{ " + " ".join(f"a{i}: usage {{ current {{ month }} }}" for i in range(31)) + " }"
     body = (await client.post("/graphql", json={"query": aliases}, headers=auth(1))).json()
     assert "aliases" in body["errors"][0]["message"].lower()
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     tokens = "{ usage { current { " + "month " * 2100 + "} } }"
     body = (await client.post("/graphql", json={"query": tokens}, headers=auth(1))).json()
     assert "token" in body["errors"][0]["message"].lower()
+    assert "code" in body["errors"][0]["extensions"]
+    body = (await client.post("/graphql", json={"query": "{ usage {"}, headers=auth(1))).json()
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    body = (await client.post("/graphql", json={"query": "{ nothing }"}, headers=auth(1))).json()
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     huge = await client.post(
         "/graphql",
         content=b'{"query": "' + b" " * (1024 * 1024 + 10) + b'"}',

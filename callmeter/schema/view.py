@@ -14,6 +14,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from callmeter.auth import viewer_from_authorization
@@ -61,6 +63,17 @@ class GraphQLApp(GraphQL[Context, None]):
             loop = asyncio.get_running_loop()
             context.websocket.state.expiry = loop.call_later(delay, _close_expired, context.websocket)
         return UNSET
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """Documents refused before execution get the codes GraphQL clients know from Apollo."""
+        response = await super().process_result(request, result)
+        refused = result.data is None and result.errors
+        if refused and all(error.original_error is None for error in result.errors or []):
+            for error in response.get("errors") or []:
+                syntax = error["message"].startswith("Syntax Error")
+                code = "GRAPHQL_PARSE_FAILED" if syntax else "GRAPHQL_VALIDATION_FAILED"
+                error.setdefault("extensions", {}).setdefault("code", code)
+        return response
 
     def parse_json(self, data: str | bytes) -> Any:
         parsed = super().parse_json(data)
