@@ -1,12 +1,13 @@
 """Benchmark: signed Twilio status callbacks through `callmeter serve` on PostgreSQL, against raw asyncpg.
 
-For each server configuration (`--workers 1,2`):
-1. closed loop: `--connections` keep-alive connections send whole calls (4 events each, in order) as
-   fast as they are answered: the most the service ingests, with its latency at that load;
-2. open loop at half that throughput: p50/p99 latency counted from when each request was due.
-Then the same database work (the statements `db/recording.py` runs per event, same transactions,
-same locks, same NOTIFY) done directly with asyncpg in one process with the service's pool size:
-the limit this machine allows. Ingest is reported as a ratio of it.
+For each server configuration (`--workers 1,2`), `--rounds` times:
+1. raw: the same database work (the statements `db/recording.py` runs per event, same transactions,
+   same locks, same NOTIFY) done directly with asyncpg in one process with the service's pool size:
+   the limit this machine allows;
+2. closed loop: `--connections` keep-alive connections send whole calls (4 events each, in order) as
+   fast as the service answers them: the most it ingests, with its latency at that load.
+Ingest is reported as the ratio of the medians (and per round); then an open loop at half the median
+throughput gives p50/p99 latency counted from when each request was due.
 
 The load generator and the raw run are separate processes (`spawn`); the generator encodes and signs
 every request before its clock starts. After every run the stored totals are checked to the cent.
@@ -22,6 +23,7 @@ import json
 import multiprocessing
 import os
 import random
+import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -379,6 +381,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32, help="concurrent senders")
     parser.add_argument("--workers", default="1,2", help="`callmeter serve --workers` values to try")
     parser.add_argument("--pool", type=int, default=10, help="raw run's pool size (the service's default)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="raw and service runs alternated this many times (medians)"
+    )
     parser.add_argument("--skip-raw", action="store_true")
     parser.add_argument(
         "--profile", help="py-spy the (1-worker) server during the closed loop: speedscope file"
@@ -394,52 +399,43 @@ def main() -> None:
 
         migrate(url)
         asyncio.run(seed_agents(url, args.users))
-        raw_throughput = None
-        if not args.skip_raw:
-            asyncio.run(reset(url))
-            print(f"raw asyncpg, one process, pool {args.pool}, {args.connections} concurrent:")
-            raw_throughput = report("closed loop", run_raw(url, calls, args.connections, args.pool), events)
-            print("  " + asyncio.run(check_totals(url, calls)))
         for workers in [int(w) for w in args.workers.split(",")]:
             port = 18700 + workers
             process = serve(url, port, "--workers", str(workers))
             try:
-                print(f"callmeter serve --workers {workers}:")
-                asyncio.run(reset(url))
-                spy = None
-                if args.profile and workers == 1:
-                    import subprocess
-
-                    spy = subprocess.Popen(
-                        [
-                            str(Path(sys.executable).with_name("py-spy")),
-                            "record",
-                            "-f",
-                            "speedscope",
-                            "-o",
-                            args.profile,
-                            "-p",
-                            str(process.pid),
-                        ],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
+                print(f"callmeter serve --workers {workers}, {args.rounds} rounds:")
+                raws, served = [], []
+                for round_ in range(1, args.rounds + 1):
+                    # The raw limit moves with the database's state (checkpoints, caches): each service
+                    # run is compared with a raw run just before it, and the medians with each other.
+                    if not args.skip_raw:
+                        asyncio.run(reset(url))
+                        raw = run_raw(url, calls, args.connections, args.pool)
+                        raws.append(report(f"round {round_}, raw asyncpg (pool {args.pool})", raw, events))
+                        print("    " + asyncio.run(check_totals(url, calls)))
+                    asyncio.run(reset(url))
+                    profile = args.profile if workers == 1 and round_ == 1 else None
+                    cpu = cpu_seconds(process.pid)
+                    closed = closed_loop_run(process.pid, port, calls, args.connections, profile)
+                    served.append(report(f"round {round_}, service closed loop", closed, events))
+                    if workers == 1:
+                        spent = cpu_seconds(process.pid) - cpu
+                        print(f"    server CPU {1e6 * spent / events:.0f} µs/event")
+                    print("    " + asyncio.run(check_totals(url, calls)))
+                    if raws:
+                        print(f"    = {served[-1] / raws[-1]:.0%} of the raw run before it")
+                throughput = statistics.median(served)
+                if raws:
+                    raw_median = statistics.median(raws)
+                    print(
+                        f"  median: service {throughput:,.0f} events/s, raw {raw_median:,.0f} events/s "
+                        f"= {throughput / raw_median:.0%} of raw asyncpg "
+                        f"(rounds: {', '.join(f'{s / r:.0%}' for s, r in zip(served, raws, strict=True))})"
                     )
-                    time.sleep(1)
-                cpu = cpu_seconds(process.pid)
-                closed = run_generator(port, calls, "closed", args.connections)
-                if spy is not None:
-                    spy.send_signal(2)
-                    spy.wait()
-                throughput = report("closed loop", closed, events)
-                if workers == 1:
-                    print(f"  server CPU {1e6 * (cpu_seconds(process.pid) - cpu) / events:.0f} µs/event")
-                print("  " + asyncio.run(check_totals(url, calls)))
-                if raw_throughput:
-                    print(f"  = {throughput / raw_throughput:.0%} of raw asyncpg")
                 asyncio.run(reset(url))
                 rate = throughput / 2
                 opened = run_generator(port, calls, "open", 64, rate)
-                report(f"open loop at {rate:,.0f}/s (half the closed loop's)", opened, events)
+                report(f"open loop at {rate:,.0f}/s (half the median closed loop)", opened, events)
                 print(
                     f"  open loop p99 {percentile(opened['latencies'], 99):.1f} ms "
                     f"(target < 50 ms); " + asyncio.run(check_totals(url, calls))
@@ -449,6 +445,26 @@ def main() -> None:
                 process.wait()
     finally:
         drop_database(url)
+
+
+def closed_loop_run(pid: int, port: int, calls: list, connections: int, profile: str | None) -> dict:
+    """The closed-loop run, under py-spy when `profile` names a speedscope file."""
+    spy = None
+    if profile:
+        import subprocess
+
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "-f", "speedscope"]
+            + ["-o", profile, "-p", str(pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)
+    closed = run_generator(port, calls, "closed", connections)
+    if spy is not None:
+        spy.send_signal(2)
+        spy.wait()
+    return closed
 
 
 if __name__ == "__main__":
