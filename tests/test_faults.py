@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tests.factories import (
 from tests.storm import NUMBER, Storm
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
 
 async def stored_event_keys(database_url: str) -> list[tuple[str, int, str]]:
@@ -197,3 +199,41 @@ async def test_a_database_refusing_connections_is_503_everywhere(tmp_path):
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+async def test_sqlite_callbacks_wait_for_another_process_writing(tmp_path):
+    """The embedded database shared with a CLI command (`invoice --finalize`, `agent add`) that writes
+    while callbacks arrive: they wait for its transactions instead of answering 503."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "shared.db"
+    handle = start_server(f"sqlite:///{path}", tmp_path)
+    stop = threading.Event()
+
+    def other_process_writes() -> None:
+        with sqlite3.connect(path, timeout=15) as other:
+            while not stop.is_set():  # short write transactions, as a CLI command makes
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("UPDATE agents SET name = name")
+                time.sleep(0.005)
+                other.execute("COMMIT")
+                time.sleep(0.02)
+
+    try:
+        await add_agent(handle.database_url, user_id=1, name="juana", numbers=[NUMBER])
+        writer = threading.Thread(target=other_process_writes)
+        writer.start()
+        try:
+            async with httpx.AsyncClient(base_url=handle.base_url, timeout=30) as client:
+                sids = [f"CA{index:032x}" for index in range(40)]
+                forms = [form for sid in sids for form in call_events(sid, answered_at=AT, duration=61)]
+                responses = await asyncio.gather(
+                    *(post_callback(client, handle.base_url, form) for form in forms)
+                )
+        finally:
+            stop.set()
+            writer.join()
+        assert sorted({response.status_code for response in responses}) == [200]
+    finally:
+        handle.stop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import asyncpg
@@ -110,8 +110,17 @@ class Database:
             if self.is_sqlite:
                 async with self._write_lock, self._db.connection() as conn:
                     opened.append(True)
-                    async with conn.transaction():
+                    # IMMEDIATE takes the write lock now, waiting out another process's writer for
+                    # the busy timeout; a deferred BEGIN would fail at once ("database is locked")
+                    # when its first write found another process had written since it began.
+                    await conn.execute("BEGIN IMMEDIATE")
+                    try:
                         yield conn
+                    except BaseException:
+                        with suppress(Exception):  # a lost connection keeps no transaction
+                            await conn.execute("ROLLBACK")
+                        raise
+                    await conn.execute("COMMIT")
             else:
                 async with self._db.connection() as conn:
                     opened.append(True)
