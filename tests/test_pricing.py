@@ -417,7 +417,13 @@ async def test_cli_plans_invoices_and_stripe_push_with_idempotency(server, clien
         assert [(invoice["status"], invoice["total_usd"]) for invoice in draft] == [("DRAFT", "59.00")]
         csv_out = cli(["invoice", "--month", "2026-01", "--user", "2", "--format", "csv"], env, tmp_path)
         assert b"Overage beyond 1000 included min" in csv_out.stdout
-        # The first push fails at finalization; the retry must reuse every idempotency key.
+        # Stripe unreachable: one line, nothing stored.
+        down = {**env, "STRIPE_API_BASE": "http://127.0.0.1:1"}
+        unreachable = cli(["invoice", "--month", "2026-01", "--finalize", "--stripe"], down, tmp_path)
+        assert unreachable.returncode != 0 and unreachable.stderr.decode().count("\n") == 1
+        assert b"could not reach Stripe" in unreachable.stderr
+        # The first push fails at finalization; the retry must reuse every idempotency key (the
+        # customer, kept as soon as Stripe made it, is not asked for again).
         fake.fail_once.add("/finalize")
         failed = cli(["invoice", "--month", "2026-01", "--finalize", "--stripe"], env, tmp_path)
         assert failed.returncode != 0
@@ -427,7 +433,8 @@ async def test_cli_plans_invoices_and_stripe_push_with_idempotency(server, clien
         assert pushed.returncode == 0, pushed.stderr
         (invoice,) = json.loads(pushed.stdout)
         retry_keys = [request.idempotency_key for request in fake.requests[len(first_keys) :]]
-        assert retry_keys == first_keys and None not in first_keys
+        assert first_keys[0] == "callmeter-customer-2" and None not in first_keys
+        assert retry_keys == first_keys[1:]
         assert invoice["status"] == "FINALIZED" and invoice["stripe_invoice_id"].startswith("in_")
         items = [request.form for request in fake.posts("/v1/invoiceitems")]
         assert sorted(int(item["amount"]) for item in items[:2]) == [1000, 4900]  # cents
