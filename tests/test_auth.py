@@ -215,3 +215,6 @@ async def test_a_graphql_body_that_is_not_an_object_is_400(client, body):
     response = await client.post("/graphql", content=body, headers=headers)
     assert response.status_code == 400
     assert "JSON object" in response.text
+    # GET queries may say `variables=null`: that is no variables, not a bad body.
+    response = await client.get("/graphql", params={"query": "{ __typename }", "variables": "null"})
+    assert response.status_code == 200 and response.json() == {"data": {"__typename": "Query"}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -113,6 +114,17 @@ async def test_a_subscription_ends_when_its_token_expires(server, protocol):
             await subscriber.next(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
     assert closed.value.rcvd.reason == "token expired"
+
+
+async def test_a_legacy_reinit_with_a_fresh_token_keeps_the_connection(server):
+    subscriber = await Subscriber.connect(server.base_url, make_token(1, ttl=timedelta(seconds=2)), LEGACY_WS)
+    fresh = {"Authorization": f"Bearer {make_token(1)}"}
+    await subscriber.connection.send(json.dumps({"type": "connection_init", "payload": fresh}))
+    assert (await subscriber._receive(timeout=5))["type"] == "connection_ack"  # keep-alives skipped
+    await subscriber.subscribe(ACTIVE)
+    assert await active_sids(subscriber) == []
+    assert await subscriber.no_data_within(3)  # past the first token's exp: still open
+    await subscriber.close()
 
 
 @pytest.mark.parametrize("query", [ACTIVE, EVENTS, USAGE])

@@ -59,9 +59,13 @@ class GraphQLApp(GraphQL[Context, None]):
             raise ConnectionRejectionError() from None
         if context.websocket is not None and context.viewer.expires_at is not None:
             # A subscription lives no longer than the token it was opened with.
+            # The legacy protocol accepts another connection_init: the newest token decides.
+            state = context.websocket.state
+            if getattr(state, "expiry", None) is not None:
+                state.expiry.cancel()
             delay = context.viewer.expires_at - time.time()
             loop = asyncio.get_running_loop()
-            context.websocket.state.expiry = loop.call_later(delay, _close_expired, context.websocket)
+            state.expiry = loop.call_later(delay, _close_expired, context.websocket)
         return UNSET
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
@@ -75,11 +79,11 @@ class GraphQLApp(GraphQL[Context, None]):
                 error.setdefault("extensions", {}).setdefault("code", code)
         return response
 
-    def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
-        if not isinstance(parsed, dict | list):  # Strawberry would fail on a bare string or number
-            raise HTTPException(400, "The request body must be a JSON object with a `query`")
-        return parsed
+    async def parse_http_body(self, request: Any) -> Any:
+        try:
+            return await super().parse_http_body(request)
+        except AttributeError:  # Strawberry calls .get() on a JSON body that is a bare string or number
+            raise HTTPException(400, "The request body must be a JSON object with a `query`") from None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
