@@ -24,20 +24,6 @@ from callmeter.settings import sqlite_path
 
 Connection = databases.core.Connection
 
-# What a lost or refused database connection raises, per driver.
-UNAVAILABLE = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.QueryCanceledError,  # statement_timeout
-    sqlite3.OperationalError,
-)
-
 # What opening a connection raises when the server cannot be reached or turns the connection down.
 CONNECT_FAILURES = (
     OSError,
@@ -48,6 +34,15 @@ CONNECT_FAILURES = (
     asyncpg.TooManyConnectionsError,
     asyncpg.InvalidCatalogNameError,
     asyncpg.InvalidAuthorizationSpecificationError,
+)
+
+# What a lost or refused database connection raises, per driver, at any point.
+UNAVAILABLE = (
+    *CONNECT_FAILURES,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.QueryCanceledError,  # statement_timeout
+    sqlite3.OperationalError,
 )
 
 
@@ -90,7 +85,7 @@ class Database:
     async def connect(self) -> None:
         try:
             await self._db.connect()
-        except (*UNAVAILABLE, *CONNECT_FAILURES) as exc:
+        except UNAVAILABLE as exc:
             failure = connect_failure(self.url, exc)
             raise failure or DatabaseUnavailableError(f"cannot reach the database: {exc}") from exc
 
