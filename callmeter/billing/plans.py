@@ -7,6 +7,7 @@ rounded up to its billing increment (a call of 0 s is not billed).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -49,6 +50,13 @@ class Plan:
     billing_increment_seconds: int = 1
     minimum_billable_seconds: int = 0
     id: int | None = None
+
+
+def plan_in_force(schedule: Sequence[tuple[str, Plan]], month: str, default: Plan) -> Plan:
+    """The plan billing `month` by a schedule of (from month, plan), oldest first: the latest
+    assignment starting on or before it, else the default plan."""
+    in_force = [plan for start, plan in schedule if start <= month]
+    return in_force[-1] if in_force else default
 
 
 def pay_as_you_go(rate_per_minute: Decimal, name: str = "Pay as you go") -> Plan:

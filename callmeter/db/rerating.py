@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from callmeter.billing.plans import Plan
+from callmeter.billing.plans import Plan, plan_in_force
 from callmeter.billing.rating import rate_month
 from callmeter.db.connection import Connection
 from callmeter.db.plans import plan_schedule
@@ -32,12 +32,8 @@ async def rerate_months(
     rerated = []
     for record in months:
         month = record["month"]
-        in_force = [plan for start, plan in schedule if start <= month]
-        rerated.append(
-            await _rerate_month(
-                conn, user_id=user_id, month=month, plan=in_force[-1] if in_force else default_plan
-            )
-        )
+        plan = plan_in_force(schedule, month, default_plan)
+        rerated.append(await _rerate_month(conn, user_id=user_id, month=month, plan=plan))
     return rerated
 
 

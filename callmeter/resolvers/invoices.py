@@ -12,13 +12,14 @@ from decimal import Decimal
 
 from callmeter.billing.invoices import Adjustment, InvoiceLine, build_invoice_lines, invoice_total
 from callmeter.billing.money import minutes_of
-from callmeter.billing.plans import Plan, fixed_fee
+from callmeter.billing.plans import Plan, plan_in_force
 from callmeter.db import invoices, plans, usage
 from callmeter.db.connection import Connection, Database, lock_user_billing
 from callmeter.db.invoices import AdjustmentRow, BilledUsage, InvoiceRow
+from callmeter.db.usage import MonthlyUsageRow
 from callmeter.errors import BadInputError
 from callmeter.months import Month
-from callmeter.resolvers.usage import billable_months
+from callmeter.resolvers.usage import billable_months, summarize
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,24 @@ async def pending_adjustments(
     The amount is the month's whole charge now (fixed fee and usage, by the plan in force now) less
     all that was billed for it, so a later change bills only its own difference, exactly once.
     """
+    billed_months = await invoices.billed_usage(conn, user_id=user_id, before_month=month)
+    if not billed_months:
+        return []
+    schedule = await plans.plan_schedule(conn, user_id=user_id, default_plan=default_plan)
+    used = {
+        row.month: row
+        for row in await usage.fetch_months(conn, user_id=user_id, first=billed_months[0].month, last=month)
+    }
     pending = []
-    for billed in await invoices.billed_usage(conn, user_id=user_id, before_month=month):
-        now = await usage.fetch_month(conn, user_id=user_id, month=billed.month)
-        plan = await plans.plan_for_month(conn, user_id=user_id, month=billed.month) or default_plan
+    for billed in billed_months:
+        now = used.get(billed.month) or MonthlyUsageRow.empty(user_id, billed.month)
+        plan = plan_in_force(schedule, billed.month, default_plan)
         row = AdjustmentRow(
             for_month=billed.month,
             calls=now.total_calls - billed.calls,
             seconds=now.total_seconds - billed.seconds,
             billable_seconds=now.billable_seconds - billed.billable_seconds,
-            amount_usd=fixed_fee(plan) + now.usage_charge_usd - billed.charge_usd,
+            amount_usd=summarize(now, plan).total_cost_usd - billed.charge_usd,
             plan_id=plan.id,
             plan_name=plan.name,
         )
@@ -114,7 +123,7 @@ async def draft_invoice(conn: Connection, *, user_id: int, month: Month, default
         totals.total_calls,
         totals.total_seconds,
         totals.billable_seconds,
-        fixed_fee(plan) + totals.usage_charge_usd,
+        summarize(totals, plan).total_cost_usd,
         plan.id,
         plan.name,
     )

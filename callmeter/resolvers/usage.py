@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from callmeter.billing.money import minutes_of
-from callmeter.billing.plans import Plan, fixed_fee
+from callmeter.billing.plans import Plan, fixed_fee, plan_in_force
 from callmeter.db import plans, usage
 from callmeter.db.connection import Connection
 from callmeter.db.usage import MonthlyUsageRow
@@ -73,8 +73,7 @@ async def history(
     summaries = []
     for month in months:
         row = rows.get(str(month)) or MonthlyUsageRow.empty(user_id, str(month))
-        in_force = [plan for start, plan in schedule if start <= str(month)]
-        summaries.append(summarize(row, in_force[-1] if in_force else default_plan))
+        summaries.append(summarize(row, plan_in_force(schedule, str(month), default_plan)))
     return summaries
 
 
@@ -82,10 +81,14 @@ async def billable_months(conn: Connection, *, user_id: int, last: Month, defaul
     """The months up to `last` with usage or a fixed fee, oldest first (at most MAX_HISTORY_MONTHS)."""
     schedule = await plans.plan_schedule(conn, user_id=user_id, default_plan=default_plan)
     used = await usage.fetch_months(conn, user_id=user_id, last=str(last))
-    known = [start for start, _ in schedule if start <= str(last)] + [row.month for row in used]
+    calls = {row.month: row.total_calls for row in used}
+    known = [start for start, _ in schedule if start <= str(last)] + list(calls)
     if not known:
         return []
-    oldest = Month(last.year - MAX_HISTORY_MONTHS // 12, last.month).next()
-    first = max(Month.parse(min(known)), oldest)
-    summaries = await history(conn, user_id=user_id, first=first, last=last, default_plan=default_plan)
-    return [summary.month for summary in summaries if summary.total_calls or summary.fixed_fee_usd]
+    month = max(Month.parse(min(known)), Month(last.year - MAX_HISTORY_MONTHS // 12, last.month).next())
+    billable = []
+    while month <= last:
+        if calls.get(str(month)) or fixed_fee(plan_in_force(schedule, str(month), default_plan)):
+            billable.append(str(month))
+        month = month.next()
+    return billable
