@@ -14,7 +14,7 @@ from callmeter.db import plans as db_plans
 from callmeter.db.agents import AgentRow
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
-from callmeter.db.migrate import head_revision, migrate
+from callmeter.db.migrate import head_revision, migrate, schema_revision
 from callmeter.errors import ConfigError
 from callmeter.months import Month
 from callmeter.reconciliation import ReconcileReport, reconcile_stale_calls
@@ -44,10 +44,11 @@ async def check_database(settings: Settings) -> None:
     """Connect once, so `serve` reports in one line a database it cannot open or that is not migrated
     to this version's schema (say, new code deployed without running `callmeter migrate`)."""
     async with opened_database(settings) as db, db.connection() as conn:
-        current = await conn.fetch_val("SELECT version_num FROM alembic_version")
-    if current != head_revision():
+        current = await schema_revision(conn)
+    needed = head_revision()
+    if current != needed:
         raise ConfigError(
-            f"the database schema is at revision {current}, this callmeter needs {head_revision()}: "
+            f"the database schema is at revision {current}, this callmeter needs {needed}: "
             "run `callmeter migrate`"
         )
 

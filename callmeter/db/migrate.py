@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from callmeter.db.connection import connect_failure
+from callmeter.db.connection import Connection, connect_failure
 from callmeter.settings import sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -25,6 +25,11 @@ def head_revision() -> str:
     """The newest migration's revision, without importing Alembic's machinery: revisions are
     numbered in sequence and each file is named after its own (`0005_reconciled_at.py`)."""
     return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+async def schema_revision(conn: Connection) -> str | None:
+    """The migration the database is at, from Alembic's own table."""
+    return await conn.fetch_val("SELECT version_num FROM alembic_version")  # type: ignore[no-any-return]
 
 
 def alembic_config(database_url: str) -> Config:
