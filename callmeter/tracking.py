@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from callmeter.months import Month
+
 # "created" is the state of a call row before its first event is applied; Twilio never sends it.
 CREATED = "created"
 RANKS = {
@@ -150,5 +152,5 @@ def _answered_late(state: CallState, event: StatusCallback) -> bool:
     return (
         estimated
         and event.timestamp != state.started_at
-        and (event.timestamp.year, event.timestamp.month) == (state.started_at.year, state.started_at.month)
+        and Month.of(event.timestamp) == Month.of(state.started_at)
     )

@@ -46,7 +46,13 @@ def _encode(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def check_page_size(first: int, name: str = "first") -> int:
+DEFAULT_PAGE = 50
+
+
+def check_page_size(first: int | None, name: str = "first") -> int:
+    """A page size of 1 to MAX_PAGE; None (GraphQL's explicit null) is the default."""
+    if first is None:
+        return DEFAULT_PAGE
     if not 1 <= first <= MAX_PAGE:
         raise BadInputError(f"{name} must be between 1 and {MAX_PAGE}, got {first}")
     return first
@@ -56,12 +62,12 @@ async def call_page(
     conn: Connection,
     *,
     user_id: int,
-    first: int,
+    first: int | None,
     after: str | None = None,
     status: str | None = None,
     agent_id: object | None = None,
 ) -> CallPage:
-    check_page_size(first)
+    first = check_page_size(first)
     rows = await calls.list_calls(
         conn,
         user_id=user_id,

@@ -39,7 +39,7 @@ class Query:
     @strawberry.field
     async def unattributed_events(self, info: strawberry.Info, first: int | None = 50) -> list[WebhookEvent]:
         require_admin(info.context.require_viewer())
-        first = check_page_size(50 if first is None else first)
+        first = check_page_size(first)
         async with info.context.db.connection() as conn:
             rows = await events.list_unattributed(conn, limit=first)
         return [WebhookEvent.from_row(row) for row in rows]

@@ -68,7 +68,7 @@ class Usage:
             page = await call_resolvers.call_page(
                 conn,
                 user_id=self.user_id,
-                first=50 if first is None else first,
+                first=first,
                 after=after,
                 status=status.name if status else None,
                 agent_id=agent_id,

@@ -21,6 +21,7 @@ from callmeter.billing.money import format_usd
 from callmeter.db.recording import RecordOutcome, record_status_callback
 from callmeter.errors import BadInputError, DatabaseUnavailableError
 from callmeter.metrics import CALLBACKS, RECORDING_SECONDS
+from callmeter.resolvers.scope import parse_id
 from callmeter.tracking import CallStatus, ChangeKind
 from callmeter.webhooks.parsing import parse_status_callback
 from callmeter.webhooks.signature import is_signed_by_twilio, public_url
@@ -108,11 +109,7 @@ def counted(outcome: str, response: Response) -> Response:
 
 
 def _agent_id(value: str | None) -> int | None:
-    if value is None:
-        return None
-    if not value.isascii() or not value.isdigit() or len(value) > 19 or not 0 < int(value) < 2**63:
-        raise BadInputError("agent_id must be a positive whole number")
-    return int(value)
+    return None if value is None else parse_id(value, "agent_id")
 
 
 def _log_outcome(call_sid: str, status: str, outcome: RecordOutcome) -> None:
