@@ -151,7 +151,7 @@ CALL_COLUMNS = (
 
 
 async def raw_event(conn: asyncpg.Connection, form: dict[str, str]) -> None:
-    from callmeter.tracking import CREATED, CallState, CallStatus, ChangeKind, apply_event
+    from callmeter.call_lifecycle import CREATED, CallState, CallStatus, CallEventKind, apply_event
     from callmeter.webhooks.parsing import parse_status_callback
 
     event = parse_status_callback(form, received_at=datetime.now(UTC))
@@ -214,7 +214,7 @@ async def raw_event(conn: asyncpg.Connection, form: dict[str, str]) -> None:
             return
         month = after.sort_at.strftime("%Y-%m")
         cost, billable, position = Decimal(0), 0, None
-        if change is ChangeKind.ENDED and after.status is CallStatus.COMPLETED:
+        if change is CallEventKind.ENDED and after.status is CallStatus.COMPLETED:
             user = owner[1]
             await conn.execute("SELECT pg_advisory_xact_lock($1)", user)
             await conn.fetchrow(

@@ -1,15 +1,14 @@
-"""The Starlette application: routes, error mapping and the database's lifespan."""
+"""The Starlette application: routes, error handlers, middleware, and the lifespan that opens the
+services and starts the loops that run beside the routes."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-import asyncpg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -19,23 +18,18 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from callmeter import rest
-from callmeter.billing.plans import pay_as_you_go
-from callmeter.db.bus import LiveBus
-from callmeter.db.connection import Database
 from callmeter.errors import CallmeterError, DatabaseUnavailableError
 from callmeter.limits import BodySizeLimit
 from callmeter.logs import configure_logging
 from callmeter.metrics import ServerTiming, metrics
-from callmeter.openapi import openapi
-from callmeter.reconciliation import reconcile_periodically
+from callmeter.resolvers.services import open_services
 from callmeter.schema.view import make_graphql_app
 from callmeter.settings import Settings, load_settings
-from callmeter.webhooks.routes import twilio_status_callback
-
-log = logging.getLogger("callmeter")
-
+from callmeter.webhooks.routes import CALLBACK_PATH, count_refused_body, twilio_status_callback
+from callmeter.workers.reconciliation import reconcile_periodically
 
 DASHBOARD = Path(__file__).with_name("dashboard")
+HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 async def dashboard(request: Request) -> Response:
@@ -48,22 +42,28 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     try:
-        await request.app.state.db.ping()
+        await request.app.state.services.db.ping()
     except DatabaseUnavailableError as exc:
         return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
 async def domain_error(request: Request, exc: Exception) -> Response:
+    """A domain error as `{"error", "code"}` with its status (REST; GraphQL maps its own)."""
     assert isinstance(exc, CallmeterError)
-    return rest.error_response(exc)
+    # RFC 6750: a 401 names the scheme the client should authenticate with.
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return JSONResponse({"error": str(exc), "code": exc.code}, status_code=exc.http_status, headers=headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """JSON under /api/ (what its clients parse), Starlette's plain text elsewhere."""
+    """Starlette's own errors (no such route, wrong method): JSON under /api/ (what its clients
+    parse), plain text elsewhere."""
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith("/api/"):
-        return rest.http_error_response(exc.status_code, exc.detail, exc.headers)
+        status = exc.status_code
+        code = HTTP_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_SERVER_ERROR")
+        return JSONResponse({"error": exc.detail, "code": code}, status_code=status, headers=exc.headers)
     if exc.status_code in {204, 304}:
         return Response(status_code=exc.status_code, headers=exc.headers)
     return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
@@ -71,66 +71,47 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, *, migrate_on_start: bool | None = None) -> Starlette:
     settings = settings or load_settings()
-    if migrate_on_start is None:
-        migrate_on_start = settings.is_sqlite
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if migrate_on_start:
-            from callmeter.db.migrate import migrate  # imported here: Alembic only when it runs
-
-            migrate(settings.database_url)
-        app.state.db = Database(settings.database_url)
-        await app.state.db.connect()
-        app.state.bus = LiveBus(app.state.db)
-        try:
-            await app.state.bus.start()
-        except asyncpg.UndefinedTableError:
-            raise RuntimeError("the database has no callmeter tables: run `callmeter migrate`") from None
-        # Everything built so far (libraries, the schema) lives as long as the process: exempt it
-        # from collection, or each full collection scans it all (pauses of 150+ ms were measured).
-        gc.collect()
-        gc.freeze()
-        # Fewer, larger young collections: a full collection then comes rarely (defaults: 700, 10, 10).
-        gc.set_threshold(20_000, 20, 20)
-        reconciler = None
-        if settings.reconcile_interval_seconds > 0:
-            reconciler = asyncio.create_task(
-                reconcile_periodically(
-                    app.state.db, settings, default_plan=app.state.default_plan, bus=app.state.bus
-                )
-            )
-        try:
-            yield
-        finally:
-            if reconciler is not None:
-                reconciler.cancel()
-                with suppress(asyncio.CancelledError):
-                    await reconciler
-            await app.state.bus.stop()
-            await app.state.db.disconnect()
+        async with open_services(settings, migrate_first=migrate_on_start, pool_size=(2, 10)) as services:
+            app.state.services = services
+            await services.bus.start()
+            # Everything built so far (libraries, the schema) lives as long as the process: exempt it
+            # from collection, or each full collection scans it all (pauses of 150+ ms were measured).
+            gc.collect()
+            gc.freeze()
+            # Fewer, larger young collections: a full collection then comes rarely (defaults: 700, 10, 10).
+            gc.set_threshold(20_000, 20, 20)
+            workers = []
+            if settings.reconcile_interval_seconds > 0:
+                workers.append(asyncio.create_task(reconcile_periodically(services)))
+            try:
+                yield
+            finally:
+                for worker in workers:
+                    worker.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await worker
+                await services.bus.stop()
 
     graphql = make_graphql_app()
-    app = Starlette(
+    return Starlette(
         routes=[
             Route("/", dashboard, methods=["GET"]),
             Mount("/dashboard", StaticFiles(directory=DASHBOARD), name="dashboard"),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-            Route("/webhooks/twilio/status", twilio_status_callback, methods=["POST"]),
+            Route(CALLBACK_PATH, twilio_status_callback, methods=["POST"]),
             *rest.routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
         ],
         exception_handlers={CallmeterError: domain_error, HTTPException: http_error},
-        middleware=[Middleware(ServerTiming), Middleware(BodySizeLimit)],
+        middleware=[Middleware(ServerTiming), Middleware(BodySizeLimit, on_refused=count_refused_body)],
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.default_plan = pay_as_you_go(settings.price_per_minute)
-    return app
 
 
 def create_served_app() -> Starlette:

@@ -16,6 +16,7 @@ from functools import lru_cache
 import jwt
 
 from callmeter.errors import UnauthenticatedError
+from callmeter.inputs import MAX_ID, digits
 from callmeter.settings import Settings
 
 ALGORITHM = "HS256"
@@ -73,11 +74,11 @@ def _verified(token: str, secret: str, issuer: str | None, audience: str | None)
     subject = claims["sub"]
     if isinstance(subject, bool) or not isinstance(subject, int | str):
         raise UnauthenticatedError("invalid token: sub must be a user id")
-    subject = str(subject)
-    if not subject.isascii() or not subject.isdigit() or not 0 < int(subject) < 2**63:
+    user_id = digits(str(subject), max_digits=19)
+    if user_id is None or not 0 < user_id <= MAX_ID:
         raise UnauthenticatedError("invalid token: sub must be a positive integer user id")
     is_admin = claims.get("role") == "admin"
-    return Viewer(user_id=int(subject), is_admin=is_admin, expires_at=float(claims["exp"]))
+    return Viewer(user_id=user_id, is_admin=is_admin, expires_at=float(claims["exp"]))
 
 
 def viewer_from_authorization(settings: Settings, header: str | None) -> Viewer:

@@ -2,11 +2,13 @@
 
 GraphQL: depth 10, 30 aliases, 2,000 tokens, and at most 500 items a page (resolvers/calls.py);
 parsing and validation are cached per distinct document (a bounded LRU), after the token limit.
-Bodies: 1 MiB for the API (the callback route keeps its own 64 KiB limit), checked against the
-declared Content-Length and again while streaming, so a chunked upload cannot get past it.
+Bodies: 64 KiB for Twilio's callbacks, 1 MiB for everything else, checked against the declared
+Content-Length and again while streaming, so a chunked upload cannot get past it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from graphql import GraphQLError, ValidationContext, ValidationRule
 from starlette.responses import PlainTextResponse
@@ -24,6 +26,8 @@ MAX_DEPTH = 10
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
 MAX_API_BODY_BYTES = 1024 * 1024
+MAX_CALLBACK_BODY_BYTES = 64 * 1024
+BODY_LIMITS = (("/webhooks/", MAX_CALLBACK_BODY_BYTES),)  # (path prefix, bytes); else the API's
 
 
 def _tolerant(rule: type[ValidationRule]) -> type[ValidationRule]:
@@ -61,20 +65,26 @@ class _TooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
-    """ASGI middleware answering 413 to an HTTP request whose body is over `limit` bytes."""
+def body_limit(path: str) -> int:
+    return next((limit for prefix, limit in BODY_LIMITS if path.startswith(prefix)), MAX_API_BODY_BYTES)
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_API_BODY_BYTES) -> None:
+
+class BodySizeLimit:
+    """ASGI middleware answering 413 to an HTTP request whose body is over its path's limit;
+    `on_refused(path)` is told of each (the callback route counts them in its metrics)."""
+
+    def __init__(self, app: ASGIApp, on_refused: Callable[[str], None] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.on_refused = on_refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = body_limit(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
         started = False
@@ -83,7 +93,7 @@ class BodySizeLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
+            if seen > limit:
                 raise _TooLarge
             return message
 
@@ -96,8 +106,10 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = PlainTextResponse(f"request body over {self.limit} bytes\n", status_code=413)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        if self.on_refused is not None:
+            self.on_refused(scope["path"])
+        response = PlainTextResponse(f"request body over {limit // 1024} KiB\n", status_code=413)
         await response(scope, receive, send)

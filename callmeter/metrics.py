@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callmeter.db import calls
 from callmeter.errors import DatabaseUnavailableError
+from callmeter.resolvers.calls import count_active_calls
 
 REGISTRY = CollectorRegistry()
 CALLBACKS = Counter(
@@ -39,13 +39,12 @@ POOL_SIZE = Gauge("callmeter_db_pool_connections", "Database pool connections.",
 
 
 async def metrics(request: Request) -> Response:
-    state = request.app.state
-    SUBSCRIBERS.set(state.bus.subscriber_count)
-    for name, value in state.db.pool_stats().items():
+    services = request.app.state.services
+    SUBSCRIBERS.set(services.bus.subscriber_count)
+    for name, value in services.db.pool_stats().items():
         POOL_SIZE.labels(name).set(value)
     try:
-        async with state.db.connection() as conn:
-            ACTIVE_CALLS.set(await calls.count_active_calls(conn))
+        ACTIVE_CALLS.set(await count_active_calls(services))
     except DatabaseUnavailableError:
         pass  # the other figures are still worth scraping
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -31,6 +31,11 @@ class Month:
         return cls(int(found.group(1)), int(found.group(2)))
 
     @classmethod
+    def stored(cls, text: str) -> Month:
+        """A month as the database keeps it ("YYYY-MM", written by this service)."""
+        return cls(int(text[:4]), int(text[5:7]))
+
+    @classmethod
     def of(cls, moment: datetime) -> Month:
         moment = moment.astimezone(UTC)
         return cls(moment.year, moment.month)

@@ -12,12 +12,14 @@ import os
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 
 from starlette.config import Config
 from starlette.datastructures import Secret
 
 from callmeter.billing.money import MoneyError, parse_money
+from callmeter.billing.plans import Plan, pay_as_you_go
 from callmeter.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///./callmeter.db"
@@ -45,6 +47,11 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def default_plan(self) -> Plan:
+        """The plan of users without an assignment: pay-as-you-go at PRICE_PER_MINUTE."""
+        return pay_as_you_go(self.price_per_minute)
 
 
 def sqlite_path(database_url: str) -> Path | None:

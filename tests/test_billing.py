@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callmeter.billing.invoices import Adjustment, build_invoice_lines, invoice_total, usage_lines
+from callmeter.billing.adjustments import Adjustment
+from callmeter.billing.invoices import build_invoice_lines, invoice_total, usage_lines
 from callmeter.billing.money import MoneyError, format_usd, minutes_of, parse_money, round_cents
 from callmeter.billing.plans import (
     Plan,
@@ -22,6 +23,7 @@ from callmeter.billing.plans import (
     validate_plan,
 )
 from callmeter.billing.rating import rate_call, rate_month
+from callmeter.months import Month
 
 TIERS = (Tier(500, D("0.06")), Tier(2000, D("0.04")), Tier(None, D("0.02")))
 GRADUATED = Plan("Tiered", PlanKind.GRADUATED, tiers=TIERS)
@@ -182,8 +184,11 @@ def test_charges_never_decrease_as_minutes_grow_except_volume(plan, seconds, mor
     adjustments=st.lists(st.decimals(min_value=D(-50), max_value=D(50), places=2), max_size=3),
 )
 def test_invoice_lines_add_up_to_fee_plus_usage_plus_adjustments(plan, seconds, adjustments):
-    extra = [Adjustment("2026-01", "late call", 60, amount) for amount in adjustments]
-    lines = build_invoice_lines(plan, month="2026-02", billable_seconds=seconds, adjustments=extra)
+    extra = [
+        Adjustment(Month(2026, 1), 1, 60, 60, amount, None, None, description="late call")
+        for amount in adjustments
+    ]
+    lines = build_invoice_lines(plan, month=Month(2026, 2), billable_seconds=seconds, adjustments=extra)
     assert invoice_total(lines) == fixed_fee(plan) + usage_charge(plan, seconds) + sum(adjustments, D(0))
     assert [line.position for line in lines] == list(range(1, len(lines) + 1))
     assert sum(row[3] for row in usage_lines(plan, seconds)) == usage_charge(plan, seconds)

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from callmeter.billing.plans import Plan, PlanKind, Tier, pay_as_you_go
+from callmeter.call_lifecycle import CallEventKind, StatusCallback
 from callmeter.db import plans, usage
 from callmeter.db.recording import record_status_callback
 from callmeter.db.rerating import rerate_months
-from callmeter.tracking import ChangeKind, StatusCallback
+from callmeter.months import Month
 from tests.factories import add_agent, open_db
 
 DEFAULT = pay_as_you_go(Decimal("0.05"))
@@ -40,10 +41,10 @@ async def test_outcomes_of_new_duplicate_late_and_unattributed_events(clean_data
     db = await open_db(clean_database)
     try:
         started = await record(db, event("CA1", "in-progress", 2))
-        assert (started.stored, started.attributed, started.change) == (True, True, ChangeKind.STARTED)
+        assert (started.stored, started.attributed, started.change) == (True, True, CallEventKind.STARTED)
         assert (await record(db, event("CA1", "in-progress", 2))).stored is False
         ended = await record(db, event("CA1", "completed", 3, at=T0 + timedelta(seconds=90), duration=90))
-        assert ended.change is ChangeKind.ENDED and ended.call.cost_usd == Decimal("0.08")
+        assert ended.change is CallEventKind.ENDED and ended.call.cost_usd == Decimal("0.08")
         assert ended.month_usage.total_calls == 1 and ended.month_usage.usage_charge_usd == Decimal("0.08")
         late = await record(db, event("CA1", "ringing", 1))
         assert (late.stored, late.call, late.change) == (True, None, None)
@@ -64,7 +65,7 @@ async def test_concurrent_final_events_count_the_call_once(clean_database):
         ]  # three different final events per call
         await asyncio.gather(*(record(db, item) for item in finals))
         async with db.connection() as conn:
-            month = await usage.fetch_month(conn, user_id=1, month="2026-03")
+            month = await usage.fetch_month(conn, user_id=1, month=Month(2026, 3))
         assert month.total_calls == 10
         assert month.total_seconds in range(10 * 63, 10 * 65 + 1)
     finally:
@@ -86,8 +87,8 @@ async def test_rerating_a_month_keeps_costs_summing_to_the_new_charge(clean_data
         )
         async with db.transaction() as conn:
             stored = await plans.insert_plan(conn, plan=graduated)
-            await plans.assign_plan(conn, user_id=1, plan_id=stored.id, from_month="2026-03")
-            (month,) = await rerate_months(conn, user_id=1, from_month="2026-01", default_plan=DEFAULT)
+            await plans.assign_plan(conn, user_id=1, plan_id=stored.id, from_month=Month(2026, 3))
+            (month,) = await rerate_months(conn, user_id=1, from_month=Month(2026, 1), default_plan=DEFAULT)
         # 500 min at 0.06 + 1500 at 0.04 + 200 at 0.02 = 30 + 60 + 4
         assert month.usage_charge_usd == Decimal("94.00") and month.billable_seconds == 2200 * 60
     finally:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
+from callmeter.billing.adjustments import Adjustment, BilledUsage, billed_now
 from callmeter.billing.money import EXACT, format_usd, per_minute, round_cents
 from callmeter.billing.plans import (
     Plan,
@@ -21,6 +23,8 @@ from callmeter.billing.plans import (
     usage_charge,
     volume_tier,
 )
+from callmeter.billing.usage import MonthTotals
+from callmeter.months import Month
 
 QUANTITY_PLACES = Decimal("0.0001")
 
@@ -34,14 +38,38 @@ class InvoiceLine:
     amount_usd: Decimal
 
 
-@dataclass(frozen=True)
-class Adjustment:
-    """A change to an already invoiced month, billed on a later invoice (may be negative)."""
+class InvoiceStatus(StrEnum):
+    DRAFT = "DRAFT"
+    FINALIZED = "FINALIZED"
 
-    month: str
-    description: str
-    billable_seconds: int
-    amount_usd: Decimal
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """An invoice as it is shown: a finalized one as stored, or a live draft."""
+
+    user_id: int
+    month: Month
+    status: InvoiceStatus
+    number: str | None
+    lines: tuple[InvoiceLine, ...]
+    total_usd: Decimal
+    stripe_invoice_id: str | None = None
+    id: int | None = None  # a finalized invoice's
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A live draft and what finalizing it would record."""
+
+    view: InvoiceView
+    plan: Plan
+    billed: BilledUsage
+    usage_charge_usd: Decimal
+    adjustments: tuple[Adjustment, ...]
+
+    @property
+    def owes_nothing(self) -> bool:
+        return self.billed.calls == 0 and not self.adjustments and self.view.total_usd == 0
 
 
 def minutes(seconds: int) -> Decimal:
@@ -110,7 +138,7 @@ def usage_lines(plan: Plan, billable_seconds: int) -> list[tuple[str, Decimal, D
 
 
 def build_invoice_lines(
-    plan: Plan, *, month: str, billable_seconds: int, adjustments: Sequence[Adjustment] = ()
+    plan: Plan, *, month: Month, billable_seconds: int, adjustments: Sequence[Adjustment] = ()
 ) -> list[InvoiceLine]:
     rows: list[tuple[str, Decimal, Decimal, Decimal]] = []
     if plan.kind is PlanKind.SUBSCRIPTION:
@@ -146,3 +174,14 @@ def build_invoice_lines(
 
 def invoice_total(lines: Sequence[InvoiceLine]) -> Decimal:
     return sum((line.amount_usd for line in lines), start=Decimal("0.00"))
+
+
+def draft_invoice(totals: MonthTotals, plan: Plan, pending: Sequence[Adjustment]) -> Draft:
+    """The live draft of the month of `totals`, carrying the pending adjustments of earlier months."""
+    lines = build_invoice_lines(
+        plan, month=totals.month, billable_seconds=totals.billable_seconds, adjustments=pending
+    )
+    view = InvoiceView(
+        totals.user_id, totals.month, InvoiceStatus.DRAFT, None, tuple(lines), invoice_total(lines)
+    )
+    return Draft(view, plan, billed_now(totals, plan), totals.usage_charge_usd, tuple(pending))

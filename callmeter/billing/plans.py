@@ -13,7 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from callmeter.billing.money import EXACT, per_minute, round_cents
-from callmeter.text import is_one_line
+from callmeter.inputs import is_one_line
+from callmeter.months import Month
 
 
 class PlanKind(StrEnum):
@@ -52,7 +53,14 @@ class Plan:
     id: int | None = None
 
 
-def plan_in_force(schedule: Sequence[tuple[str, Plan]], month: str, default: Plan) -> Plan:
+# The id the default plan (pay-as-you-go at PRICE_PER_MINUTE, not stored) goes by in the API.
+DEFAULT_PLAN_ID = "default"
+
+# A user's plan assignments as (from month, plan), oldest first.
+Schedule = Sequence[tuple[Month, Plan]]
+
+
+def plan_in_force(schedule: Schedule, month: Month, default: Plan) -> Plan:
     """The plan billing `month` by a schedule of (from month, plan), oldest first: the latest
     assignment starting on or before it, else the default plan."""
     in_force = [plan for start, plan in schedule if start <= month]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
@@ -14,14 +13,7 @@ from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import agent_numbers, agents
 from callmeter.errors import BadInputError
-
-
-@dataclass(frozen=True)
-class AgentRow:
-    id: int
-    user_id: int
-    name: str
-    phone_numbers: tuple[str, ...]
+from callmeter.rows import AgentRow
 
 
 async def insert_agent(conn: Connection, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:

@@ -6,8 +6,7 @@ then `id`, which the composite indexes serve directly, so a deep page costs what
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -15,58 +14,37 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, tuple_
 
+from callmeter.call_lifecycle import CALL_SID, CallStatus
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import agents, call_usage
 from callmeter.db.types import to_decimal, to_utc
-from callmeter.tracking import CALL_SID
+from callmeter.months import Month
+from callmeter.rows import AgentUsageRow, CallRow
 
 
-@dataclass(frozen=True)
-class CallRow:
-    id: int
-    call_sid: str
-    user_id: int
-    agent_id: int | None
-    agent_name: str | None
-    call_from: str | None
-    call_to: str | None
-    direction: str | None
-    status: str
-    twilio_status: str
-    duration_seconds: int
-    billable_seconds: int
-    cost_usd: Decimal
-    first_event_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    sort_at: datetime
-    month: str
-    stale_at: datetime | None = None
-
-    @classmethod
-    def from_record(cls, row: Any) -> CallRow:
-        return cls(
-            id=row["id"],
-            call_sid=row["call_sid"],
-            user_id=row["user_id"],
-            agent_id=row["agent_id"],
-            agent_name=row["agent_name"],
-            call_from=row["call_from"],
-            call_to=row["call_to"],
-            direction=row["direction"],
-            status=row["status"],
-            twilio_status=row["twilio_status"],
-            duration_seconds=row["duration_seconds"],
-            billable_seconds=row["billable_seconds"],
-            cost_usd=to_decimal(row["cost_usd"]),
-            first_event_at=to_utc(row["first_event_at"]),
-            started_at=row["started_at"] and to_utc(row["started_at"]),
-            ended_at=row["ended_at"] and to_utc(row["ended_at"]),
-            sort_at=to_utc(row["sort_at"]),
-            month=row["month"],
-            stale_at=row["stale_at"] and to_utc(row["stale_at"]),
-        )
+def call_row(row: Mapping[str, Any]) -> CallRow:
+    return CallRow(
+        id=row["id"],
+        call_sid=row["call_sid"],
+        user_id=row["user_id"],
+        agent_id=row["agent_id"],
+        agent_name=row["agent_name"],
+        call_from=row["call_from"],
+        call_to=row["call_to"],
+        direction=row["direction"],
+        status=CallStatus(row["status"]),
+        twilio_status=row["twilio_status"],
+        duration_seconds=row["duration_seconds"],
+        billable_seconds=row["billable_seconds"],
+        cost_usd=to_decimal(row["cost_usd"]),
+        first_event_at=to_utc(row["first_event_at"]),
+        started_at=row["started_at"] and to_utc(row["started_at"]),
+        ended_at=row["ended_at"] and to_utc(row["ended_at"]),
+        sort_at=to_utc(row["sort_at"]),
+        month=Month.stored(row["month"]),
+        stale_at=row["stale_at"] and to_utc(row["stale_at"]),
+    )
 
 
 _CALL_COLUMNS = select(call_usage, agents.c.name.label("agent_name")).outerjoin(
@@ -80,12 +58,12 @@ async def fetch_call(conn: Connection, *, user_id: int, call_sid: str) -> CallRo
     row = await conn.fetch_one(
         _CALL_COLUMNS.where(call_usage.c.user_id == user_id, call_usage.c.call_sid == call_sid)
     )
-    return CallRow.from_record(row) if row else None
+    return call_row(row) if row else None
 
 
 async def fetch_calls_by_ids(conn: Connection, *, ids: Sequence[int]) -> list[CallRow]:
     rows = await conn.fetch_all(_CALL_COLUMNS.where(call_usage.c.id.in_(list(ids))))
-    return [CallRow.from_record(row) for row in rows]
+    return [call_row(row) for row in rows]
 
 
 @cache
@@ -115,7 +93,7 @@ async def list_calls(
     user_id: int,
     limit: int,
     before: tuple[datetime, int] | None = None,
-    status: str | None = None,
+    status: CallStatus | None = None,
     agent_id: int | None = None,
 ) -> list[CallRow]:
     """Up to `limit` calls newest first, strictly after the keyset position `before`."""
@@ -123,54 +101,44 @@ async def list_calls(
     params: dict[str, Any] = {"user_id": user_id, "limit": limit, "status": status, "agent_id": agent_id}
     if before is not None:
         params["sort_at"], params["call_id"] = before
-    return [CallRow.from_record(row) for row in await query.fetch_all(conn, **params)]
+    return [call_row(row) for row in await query.fetch_all(conn, **params)]
 
 
 async def list_active_calls(conn: Connection, *, user_id: int) -> list[CallRow]:
     """The calls of a user that have been answered and not yet ended, newest first."""
     query = _CALL_COLUMNS.where(
         call_usage.c.user_id == user_id,
-        call_usage.c.status == "active",
+        call_usage.c.status == CallStatus.ACTIVE,
         call_usage.c.started_at.is_not(None),
     ).order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc())
-    return [CallRow.from_record(row) for row in await conn.fetch_all(query)]
+    return [call_row(row) for row in await conn.fetch_all(query)]
 
 
-@dataclass(frozen=True)
-class AgentUsageRow:
-    agent_id: int | None
-    agent_name: str | None
-    total_calls: int
-    total_seconds: int
-    total_cost_usd: Decimal
-
-
-async def usage_by_agent(conn: Connection, *, user_id: int, month: str) -> list[AgentUsageRow]:
-    """Completed calls of a month per agent; served by the (user_id, month, month_position) index."""
+async def usage_by_agent(conn: Connection, *, user_id: int, month: Month) -> list[AgentUsageRow]:
+    """Completed calls of a month per agent, most seconds first; served by the (user_id, month,
+    month_position) index."""
     query = (
         select(call_usage.c.agent_id, agents.c.name, call_usage.c.duration_seconds, call_usage.c.cost_usd)
         .outerjoin(agents, agents.c.id == call_usage.c.agent_id)
         .where(
             call_usage.c.user_id == user_id,
-            call_usage.c.month == month,
+            call_usage.c.month == str(month),
             call_usage.c.month_position.is_not(None),
-            call_usage.c.status == "completed",
+            call_usage.c.status == CallStatus.COMPLETED,
         )
     )
-    totals: dict[int | None, list] = {}
+    totals: dict[int | None, AgentUsageRow] = {}
     # Costs are added in Python: SQLite keeps money as text, and Decimal keeps it exact.
     for row in await conn.fetch_all(query):
-        entry = totals.setdefault(row["agent_id"], [row["name"], 0, 0, Decimal(0)])
-        entry[1] += 1
-        entry[2] += row["duration_seconds"]
-        entry[3] += to_decimal(row["cost_usd"])
-    return sorted(
-        (
-            AgentUsageRow(agent_id, name, calls_, seconds, cost)
-            for agent_id, (name, calls_, seconds, cost) in totals.items()
-        ),
-        key=lambda row: (-row.total_seconds, row.agent_id or 0),
-    )
+        known = totals.get(row["agent_id"]) or AgentUsageRow(row["agent_id"], row["name"], 0, 0, Decimal(0))
+        totals[row["agent_id"]] = AgentUsageRow(
+            known.agent_id,
+            known.agent_name,
+            known.total_calls + 1,
+            known.total_seconds + row["duration_seconds"],
+            known.total_cost_usd + to_decimal(row["cost_usd"]),
+        )
+    return sorted(totals.values(), key=lambda row: (-row.total_seconds, row.agent_id or 0))
 
 
 async def stale_calls(conn: Connection, *, idle_since: datetime, limit: int = 500) -> list[CallRow]:
@@ -179,14 +147,14 @@ async def stale_calls(conn: Connection, *, idle_since: datetime, limit: int = 50
     (unknown to Twilio, or Twilio failing) never hold back the others."""
     query = (
         _CALL_COLUMNS.where(
-            call_usage.c.status == "active",
+            call_usage.c.status == CallStatus.ACTIVE,
             call_usage.c.updated_at < idle_since,
             or_(call_usage.c.reconciled_at.is_(None), call_usage.c.reconciled_at < idle_since),
         )
         .order_by(call_usage.c.reconciled_at.asc().nulls_first(), call_usage.c.updated_at)
         .limit(limit)
     )
-    return [CallRow.from_record(row) for row in await conn.fetch_all(query)]
+    return [call_row(row) for row in await conn.fetch_all(query)]
 
 
 async def mark_reconciled(conn: Connection, *, call_ids: Sequence[int], at: datetime) -> None:
@@ -206,5 +174,5 @@ async def mark_stale(conn: Connection, *, call_id: int, at: datetime) -> None:
 
 async def count_active_calls(conn: Connection) -> int:
     return await conn.fetch_val(
-        select(func.count()).select_from(call_usage).where(call_usage.c.status == "active")
+        select(func.count()).select_from(call_usage).where(call_usage.c.status == CallStatus.ACTIVE)
     )

@@ -19,7 +19,7 @@ import databases
 from sqlalchemy import make_url, text
 
 from callmeter.db.prepared import Prepared
-from callmeter.errors import DatabaseUnavailableError, unreachable_reason
+from callmeter.errors import ConfigError, DatabaseUnavailableError, unreachable_reason
 from callmeter.settings import sqlite_path
 
 Connection = databases.core.Connection
@@ -131,6 +131,8 @@ class Database:
             yield opened
         except UNAVAILABLE as exc:
             raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+        except asyncpg.UndefinedTableError:
+            raise ConfigError("the database has no callmeter tables: run `callmeter migrate`") from None
         except asyncpg.PostgresError as exc:
             if opened:
                 raise

@@ -4,42 +4,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
+from callmeter.call_lifecycle import StatusCallback
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import webhook_events
 from callmeter.db.types import to_utc
-from callmeter.tracking import StatusCallback
+from callmeter.rows import WebhookEventRow
 
 
-@dataclass(frozen=True)
-class WebhookEventRow:
-    id: int
-    call_sid: str
-    sequence_number: int | None
-    call_status: str
-    event_at: datetime
-    received_at: datetime
-    payload: dict[str, str]
-
-    @classmethod
-    def from_record(cls, row: Any) -> WebhookEventRow:
-        sequence = row["sequence_number"]
-        return cls(
-            row["id"],
-            row["call_sid"],
-            None if sequence < 0 else sequence,
-            row["call_status"],
-            to_utc(row["event_at"]),
-            to_utc(row["received_at"]),
-            json.loads(row["payload"]),
-        )
+def _event_row(row: Any) -> WebhookEventRow:
+    sequence = row["sequence_number"]
+    return WebhookEventRow(
+        row["id"],
+        row["call_sid"],
+        None if sequence < 0 else sequence,
+        row["call_status"],
+        to_utc(row["event_at"]),
+        to_utc(row["received_at"]),
+        json.loads(row["payload"]),
+    )
 
 
 _INSERT_EVENT = Prepared(
@@ -89,4 +78,4 @@ async def list_unattributed(conn: Connection, *, limit: int) -> list[WebhookEven
         .order_by(webhook_events.c.id.desc())
         .limit(limit)
     )
-    return [WebhookEventRow.from_record(row) for row in await conn.fetch_all(query)]
+    return [_event_row(row) for row in await conn.fetch_all(query)]

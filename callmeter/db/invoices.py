@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, union
 from sqlalchemy.dialects.postgresql import insert
 
-from callmeter.billing.invoices import InvoiceLine, line_quantity
+from callmeter.billing.adjustments import Adjustment, InvoicedMonth
+from callmeter.billing.invoices import Draft, InvoiceLine, InvoiceStatus, InvoiceView, line_quantity
 from callmeter.db.connection import Connection
 from callmeter.db.tables import (
     invoice_adjustments,
@@ -21,44 +20,8 @@ from callmeter.db.tables import (
     plan_assignments,
     stripe_customers,
 )
-from callmeter.db.types import to_decimal, to_utc
-
-
-@dataclass(frozen=True)
-class BilledUsage:
-    """What has been billed for one month so far: its invoice plus later adjustments."""
-
-    month: str
-    calls: int
-    seconds: int
-    billable_seconds: int
-    charge_usd: Decimal  # the month's own charge: fixed fee plus usage
-    plan_id: int | None  # the plan it was last billed by; None: the default plan
-    plan_name: str
-
-
-@dataclass(frozen=True)
-class AdjustmentRow:
-    for_month: str
-    calls: int
-    seconds: int
-    billable_seconds: int
-    amount_usd: Decimal
-    plan_id: int | None
-    plan_name: str | None  # None: not recorded (written before migration 0004)
-
-
-@dataclass(frozen=True)
-class InvoiceRow:
-    id: int
-    user_id: int
-    month: str
-    number: str
-    plan_name: str
-    total_usd: Decimal
-    finalized_at: datetime
-    stripe_invoice_id: str | None
-    lines: tuple[InvoiceLine, ...]
+from callmeter.db.types import to_decimal
+from callmeter.months import Month
 
 
 async def _lines_of(conn: Connection, invoice_ids: Sequence[int]) -> dict[int, list[InvoiceLine]]:
@@ -81,117 +44,107 @@ async def _lines_of(conn: Connection, invoice_ids: Sequence[int]) -> dict[int, l
     return found
 
 
-def _invoice(row: Any, lines: list[InvoiceLine]) -> InvoiceRow:
-    return InvoiceRow(
-        id=row["id"],
+def _view(row: Mapping[str, Any], lines: list[InvoiceLine]) -> InvoiceView:
+    return InvoiceView(
         user_id=row["user_id"],
-        month=row["month"],
+        month=Month.stored(row["month"]),
+        status=InvoiceStatus.FINALIZED,
         number=row["number"],
-        plan_name=row["plan_name"],
-        total_usd=to_decimal(row["total_usd"]),
-        finalized_at=to_utc(row["finalized_at"]),
-        stripe_invoice_id=row["stripe_invoice_id"],
         lines=tuple(lines),
+        total_usd=to_decimal(row["total_usd"]),
+        stripe_invoice_id=row["stripe_invoice_id"],
+        id=row["id"],
     )
 
 
 async def fetch_invoices(
-    conn: Connection, *, user_id: int | None = None, month: str | None = None
-) -> list[InvoiceRow]:
+    conn: Connection, *, user_id: int | None = None, month: Month | None = None
+) -> list[InvoiceView]:
     """Finalized invoices of a user and/or a month, newest month first."""
     query = select(invoices)
     if user_id is not None:
         query = query.where(invoices.c.user_id == user_id)
     if month is not None:
-        query = query.where(invoices.c.month == month)
+        query = query.where(invoices.c.month == str(month))
     rows = await conn.fetch_all(query.order_by(invoices.c.month.desc(), invoices.c.user_id))
     lines = await _lines_of(conn, [row["id"] for row in rows]) if rows else {}
-    return [_invoice(row, lines.get(row["id"], [])) for row in rows]
+    return [_view(row, lines.get(row["id"], [])) for row in rows]
 
 
-async def billed_usage(conn: Connection, *, user_id: int, before_month: str) -> list[BilledUsage]:
-    """For each invoiced month before `before_month`: what its invoice and adjustments billed."""
+async def invoiced_months(
+    conn: Connection, *, user_id: int, before: Month
+) -> tuple[list[InvoicedMonth], list[tuple[int, Adjustment]]]:
+    """What each of the user's invoices before `before` billed for its month, and every adjustment
+    billed since (invoice id, adjustment) in the order they were finalized."""
     invoiced = await conn.fetch_all(
         select(invoices)
-        .where(invoices.c.user_id == user_id, invoices.c.month < before_month)
+        .where(invoices.c.user_id == user_id, invoices.c.month < str(before))
         .order_by(invoices.c.month)
     )
-    # Money is summed in Python: SQLite keeps it as text. Invoice ids grow with finalization, so
-    # a month's last recorded plan is that of its latest adjustment.
+    # Invoice ids grow with finalization, so ordering by them is the order adjustments were billed.
     adjusted = await conn.fetch_all(
         select(invoice_adjustments)
         .where(invoice_adjustments.c.user_id == user_id)
         .order_by(invoice_adjustments.c.invoice_id)
     )
-    carried: dict[int, Decimal] = {}  # by invoice: what it billed for other months
-    later: dict[str, list[Any]] = {}  # by month: the adjustments billed for it
-    for row in adjusted:
-        amount = to_decimal(row["amount_usd"])
-        carried[row["invoice_id"]] = carried.get(row["invoice_id"], Decimal(0)) + amount
-        later.setdefault(row["for_month"], []).append(row)
-    result = []
-    for row in invoiced:
-        more = later.get(row["month"], [])
-        billed_by = [(row["plan_id"], row["plan_name"])]
-        billed_by += [
-            (extra["plan_id"], extra["plan_name"]) for extra in more if extra["plan_name"] is not None
-        ]
-        # The invoice's own charge is its total less the adjustments it carried for other months.
-        own = to_decimal(row["total_usd"]) - carried.get(row["id"], Decimal(0))
-        result.append(
-            BilledUsage(
-                month=row["month"],
-                calls=row["billed_calls"] + sum(extra["calls"] for extra in more),
-                seconds=row["billed_seconds"] + sum(extra["seconds"] for extra in more),
-                billable_seconds=row["billed_billable_seconds"]
-                + sum(extra["billable_seconds"] for extra in more),
-                charge_usd=own + sum((to_decimal(extra["amount_usd"]) for extra in more), start=Decimal(0)),
-                plan_id=billed_by[-1][0],
-                plan_name=billed_by[-1][1],
-            )
+    months = [
+        InvoicedMonth(
+            invoice_id=row["id"],
+            month=Month.stored(row["month"]),
+            calls=row["billed_calls"],
+            seconds=row["billed_seconds"],
+            billable_seconds=row["billed_billable_seconds"],
+            total_usd=to_decimal(row["total_usd"]),
+            plan_id=row["plan_id"],
+            plan_name=row["plan_name"],
         )
-    return result
+        for row in invoiced
+    ]
+    adjustments = [
+        (
+            row["invoice_id"],
+            Adjustment(
+                month=Month.stored(row["for_month"]),
+                calls=row["calls"],
+                seconds=row["seconds"],
+                billable_seconds=row["billable_seconds"],
+                amount_usd=to_decimal(row["amount_usd"]),
+                plan_id=row["plan_id"],
+                plan_name=row["plan_name"],
+            ),
+        )
+        for row in adjusted
+    ]
+    return months, adjustments
 
 
-async def insert_invoice(
-    conn: Connection,
-    *,
-    user_id: int,
-    month: str,
-    plan_id: int | None,
-    plan_name: str,
-    billed: BilledUsage,
-    usage_charge_usd: Decimal,
-    lines: Sequence[InvoiceLine],
-    adjustments: Sequence[AdjustmentRow],
-    total_usd: Decimal,
-) -> InvoiceRow | None:
-    """Store a finalized invoice; None when the month was finalized already (by a concurrent call)."""
-    now = datetime.now(UTC)
-    provisional = f"pending-{user_id}-{month}"
+async def insert_invoice(conn: Connection, *, draft: Draft) -> InvoiceView | None:
+    """Store a draft as its finalized invoice; None when the month was finalized already (by a
+    concurrent call)."""
+    view, billed = draft.view, draft.billed
     invoice_id = await conn.fetch_val(
         insert(invoices)
         .values(
-            user_id=user_id,
-            month=month,
-            number=provisional,
-            plan_id=plan_id,
-            plan_name=plan_name,
+            user_id=view.user_id,
+            month=str(view.month),
+            number=f"pending-{view.user_id}-{view.month}",
+            plan_id=draft.plan.id,
+            plan_name=draft.plan.name,
             billed_calls=billed.calls,
             billed_seconds=billed.seconds,
             billed_billable_seconds=billed.billable_seconds,
-            billed_usage_charge_usd=usage_charge_usd,
-            total_usd=total_usd,
-            finalized_at=now,
+            billed_usage_charge_usd=draft.usage_charge_usd,
+            total_usd=view.total_usd,
+            finalized_at=datetime.now(UTC),
         )
         .on_conflict_do_nothing(index_elements=["user_id", "month"])
         .returning(invoices.c.id)
     )
     if invoice_id is None:
         return None
-    number = f"CM-{month.replace('-', '')}-{invoice_id:06d}"
+    number = f"CM-{view.month.year:04d}{view.month.month:02d}-{invoice_id:06d}"
     await conn.execute(invoices.update().where(invoices.c.id == invoice_id).values(number=number))
-    for line in lines:
+    for line in view.lines:
         await conn.execute(
             invoice_lines.insert().values(
                 invoice_id=invoice_id,
@@ -202,12 +155,12 @@ async def insert_invoice(
                 amount_usd=line.amount_usd,
             )
         )
-    for adjustment in adjustments:
+    for adjustment in draft.adjustments:
         await conn.execute(
             invoice_adjustments.insert().values(
                 invoice_id=invoice_id,
-                for_month=adjustment.for_month,
-                user_id=user_id,
+                for_month=str(adjustment.month),
+                user_id=view.user_id,
                 calls=adjustment.calls,
                 seconds=adjustment.seconds,
                 billable_seconds=adjustment.billable_seconds,
@@ -216,16 +169,16 @@ async def insert_invoice(
                 plan_name=adjustment.plan_name,
             )
         )
-    (invoice,) = await fetch_invoices(conn, user_id=user_id, month=month)
+    (invoice,) = await fetch_invoices(conn, user_id=view.user_id, month=view.month)
     return invoice
 
 
-async def users_to_invoice(conn: Connection, *, month: str) -> list[int]:
+async def users_to_invoice(conn: Connection, *, month: Month) -> list[int]:
     """Users who may owe something for `month`: usage then, a plan in force, or earlier invoices."""
     query = union(
-        select(monthly_usage.c.user_id).where(monthly_usage.c.month == month),
-        select(plan_assignments.c.user_id).where(plan_assignments.c.from_month <= month),
-        select(invoices.c.user_id).where(invoices.c.month < month),
+        select(monthly_usage.c.user_id).where(monthly_usage.c.month == str(month)),
+        select(plan_assignments.c.user_id).where(plan_assignments.c.from_month <= str(month)),
+        select(invoices.c.user_id).where(invoices.c.month < str(month)),
     )
     return sorted(row[0] for row in await conn.fetch_all(query))
 

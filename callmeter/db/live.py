@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sqlalchemy import select, text
 
+from callmeter.call_lifecycle import CallEventKind, CallStatus
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import call_usage, webhook_events
+from callmeter.months import Month
 
 CHANNEL = "callmeter_live"
 
@@ -20,16 +22,21 @@ class LiveEvent:
 
     user_id: int
     call_id: int
-    kind: str  # STARTED, UPDATED or ENDED
-    month: str | None  # set when a completed call changed this month's usage
+    kind: CallEventKind
+    month: Month | None  # set when a completed call changed this month's usage
     event_id: int  # the webhook event that caused it: where catch-up resumes
 
     def to_payload(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        month = None if self.month is None else str(self.month)
+        fields = [self.user_id, self.call_id, str(self.kind), month, self.event_id]
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def from_payload(cls, payload: str) -> LiveEvent:
-        return cls(**json.loads(payload))
+        user_id, call_id, kind, month, event_id = json.loads(payload)
+        return cls(
+            int(user_id), int(call_id), CallEventKind(kind), month and Month.stored(month), int(event_id)
+        )
 
 
 _NOTIFY = Prepared(text("SELECT pg_notify(:channel, :payload)"))
@@ -57,13 +64,13 @@ async def changes_since(conn: Connection, *, event_id: int, limit: int = 10_000)
     )
     events = []
     for row in await conn.fetch_all(query):
-        final = row["status"] != "active"
+        status = CallStatus(row["status"])
         events.append(
             LiveEvent(
                 user_id=row["user_id"],
                 call_id=row["call_id"],
-                kind="ENDED" if final else "UPDATED",
-                month=row["month"] if row["status"] == "completed" else None,
+                kind=CallEventKind.UPDATED if status is CallStatus.ACTIVE else CallEventKind.ENDED,
+                month=Month.stored(row["month"]) if status is CallStatus.COMPLETED else None,
                 event_id=row["id"],
             )
         )

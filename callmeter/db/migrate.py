@@ -1,15 +1,19 @@
-"""Bring the schema up to date with Alembic (idempotent), on PostgreSQL or SQLite."""
+"""Bring the schema up to date with Alembic (idempotent), on PostgreSQL or SQLite.
+
+Alembic is imported only when migrations run: `serve` on PostgreSQL starts without it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
+from typing import TYPE_CHECKING
 
 from callmeter.db.connection import Connection, connect_failure
 from callmeter.settings import sqlite_path
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -33,6 +37,8 @@ async def schema_revision(conn: Connection) -> str | None:
 
 
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", async_url(database_url).replace("%", "%%"))
@@ -43,6 +49,8 @@ def _upgrade(database_url: str) -> None:
     db_file = sqlite_path(database_url)
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
+    from alembic import command
+
     try:
         command.upgrade(alembic_config(database_url), "head")
     except Exception as exc:

@@ -14,6 +14,7 @@ from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import plan_assignments, plans
 from callmeter.db.types import to_decimal
+from callmeter.months import Month
 
 
 def plan_from_record(row: Any) -> Plan:
@@ -53,9 +54,9 @@ _PLAN_FOR_MONTH = Prepared(
 )
 
 
-async def plan_for_month(conn: Connection, *, user_id: int, month: str) -> Plan | None:
+async def plan_for_month(conn: Connection, *, user_id: int, month: Month) -> Plan | None:
     """The plan assigned to the user from `month` or the latest month before it; None: the default."""
-    row = await _PLAN_FOR_MONTH.fetch_one(conn, user_id=user_id, month=month)
+    row = await _PLAN_FOR_MONTH.fetch_one(conn, user_id=user_id, month=str(month))
     return plan_from_record(row) if row and row["assigned_plan_id"] is not None else None
 
 
@@ -67,11 +68,14 @@ _PLAN_SCHEDULE = Prepared(
 )
 
 
-async def plan_schedule(conn: Connection, *, user_id: int, default_plan: Plan) -> list[tuple[str, Plan]]:
+async def plan_schedule(conn: Connection, *, user_id: int, default_plan: Plan) -> list[tuple[Month, Plan]]:
     """All of a user's plan assignments as (from month, plan), oldest first."""
     rows = await _PLAN_SCHEDULE.fetch_all(conn, user_id=user_id)
     return [
-        (row["from_month"], default_plan if row["assigned_plan_id"] is None else plan_from_record(row))
+        (
+            Month.stored(row["from_month"]),
+            default_plan if row["assigned_plan_id"] is None else plan_from_record(row),
+        )
         for row in rows
     ]
 
@@ -110,12 +114,12 @@ async def list_plans(conn: Connection) -> list[Plan]:
     return [plan_from_record(row) for row in await conn.fetch_all(select(plans).order_by(plans.c.id))]
 
 
-async def assign_plan(conn: Connection, *, user_id: int, plan_id: int | None, from_month: str) -> None:
+async def assign_plan(conn: Connection, *, user_id: int, plan_id: int | None, from_month: Month) -> None:
     """The plan (None: the default plan) bills the user from `from_month` on, until a later one does."""
     now = datetime.now(UTC)
     await conn.execute(
         insert(plan_assignments)
-        .values(user_id=user_id, from_month=from_month, plan_id=plan_id, assigned_at=now)
+        .values(user_id=user_id, from_month=str(from_month), plan_id=plan_id, assigned_at=now)
         .on_conflict_do_update(
             index_elements=["user_id", "from_month"], set_={"plan_id": plan_id, "assigned_at": now}
         )

@@ -12,7 +12,7 @@ SELECT, the event INSERT, the call UPDATE, NOTIFY, COMMIT (bench/README.md has t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,7 +21,16 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.billing.plans import Plan, billable_seconds
-from callmeter.billing.rating import rate_call
+from callmeter.billing.rating import CallCharge, rate_call
+from callmeter.billing.usage import MonthTotals
+from callmeter.call_lifecycle import (
+    CREATED,
+    CallEventKind,
+    CallState,
+    CallStatus,
+    StatusCallback,
+    apply_event,
+)
 from callmeter.db import events, plans, usage
 from callmeter.db.agents import find_agent_owner
 from callmeter.db.bus import LiveBus
@@ -30,9 +39,7 @@ from callmeter.db.live import LiveEvent
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import call_usage
 from callmeter.db.types import to_decimal, to_utc
-from callmeter.db.usage import MonthlyUsageRow
 from callmeter.months import Month
-from callmeter.tracking import CREATED, CallState, CallStatus, ChangeKind, StatusCallback, apply_event
 
 
 @dataclass(frozen=True)
@@ -52,8 +59,8 @@ class RecordOutcome:
     stored: bool  # False: this exact event was recorded before
     attributed: bool  # False: it matched no agent and waits for an admin
     call: RecordedCall | None = None  # set when the event changed the call
-    change: ChangeKind | None = None
-    month_usage: MonthlyUsageRow | None = None  # set when a completed call was counted
+    change: CallEventKind | None = None
+    month_usage: MonthTotals | None = None  # set when a completed call was counted
 
 
 # The call's row, locked until the transaction ends: concurrent events of one call take turns.
@@ -139,7 +146,7 @@ async def record_status_callback(
                 announced = LiveEvent(
                     user_id=outcome.call.user_id,
                     call_id=outcome.call.id,
-                    kind=outcome.change.value,
+                    kind=outcome.change,
                     month=outcome.month_usage.month if outcome.month_usage else None,
                     event_id=event_id,
                 )
@@ -208,56 +215,48 @@ async def _advance_call(
     after, change = apply_event(before, event)
     if after == before:
         return RecordOutcome(stored=True, attributed=True)
-    values: dict[str, Any] = {
-        "twilio_status": after.twilio_status,
-        "status": after.status,
-        "first_event_at": after.first_event_at,
-        "started_at": after.started_at,
-        "ended_at": after.ended_at,
-        "duration_seconds": after.duration_seconds,
-        "sort_at": after.sort_at,
-        "month": str(Month.of(after.sort_at)),
-        "updated_at": datetime.now(UTC),
-        "call_from": row["call_from"] or event.call_from,
-        "call_to": row["call_to"] or event.call_to,
-        "direction": row["direction"] or event.direction,
-        "billable_seconds": row["billable_seconds"],
-        "cost_usd": to_decimal(row["cost_usd"]),
-        "month_position": row["month_position"],
-    }
-    month_usage = None
-    if change is ChangeKind.ENDED and after.status is CallStatus.COMPLETED:
-        month_usage = await _rate_into_month(
+    month = Month.of(after.sort_at)
+    charge = CallCharge(row["billable_seconds"], to_decimal(row["cost_usd"]))
+    position, totals = row["month_position"], None
+    if change is CallEventKind.ENDED and after.status is CallStatus.COMPLETED:
+        charge, totals = await _rate_into_month(
             conn,
             user_id=row["user_id"],
-            month=values["month"],
+            month=month,
             duration=after.duration_seconds,
             default_plan=default_plan,
-            values=values,
         )
-    await _UPDATE_CALL.execute(conn, key_id=row["id"], **values)
-    call = RecordedCall(
-        row["id"],
-        row["user_id"],
-        after.status,
-        after.twilio_status,
-        after.duration_seconds,
-        values["cost_usd"],
+        position = totals.total_calls
+    await _UPDATE_CALL.execute(
+        conn,
+        key_id=row["id"],
+        twilio_status=after.twilio_status,
+        status=after.status,
+        first_event_at=after.first_event_at,
+        started_at=after.started_at,
+        ended_at=after.ended_at,
+        duration_seconds=after.duration_seconds,
+        sort_at=after.sort_at,
+        month=str(month),
+        updated_at=datetime.now(UTC),
+        call_from=row["call_from"] or event.call_from,
+        call_to=row["call_to"] or event.call_to,
+        direction=row["direction"] or event.direction,
+        billable_seconds=charge.billable_seconds,
+        cost_usd=charge.cost,
+        month_position=position,
     )
-    return RecordOutcome(stored=True, attributed=True, call=call, change=change, month_usage=month_usage)
+    call = RecordedCall(
+        row["id"], row["user_id"], after.status, after.twilio_status, after.duration_seconds, charge.cost
+    )
+    return RecordOutcome(stored=True, attributed=True, call=call, change=change, month_usage=totals)
 
 
 async def _rate_into_month(
-    conn: Connection,
-    *,
-    user_id: int,
-    month: object,
-    duration: int,
-    default_plan: Plan,
-    values: dict[str, object],
-) -> MonthlyUsageRow:
-    """Add a completed call to its month; its cost is what it adds to the month's charge."""
-    month = str(month)
+    conn: Connection, *, user_id: int, month: Month, duration: int, default_plan: Plan
+) -> tuple[CallCharge, MonthTotals]:
+    """Add a completed call to its month: its charge (what it adds to the month's charge) and the
+    month after it."""
     await lock_user_billing(conn, user_id=user_id)
     plan = await plans.plan_for_month(conn, user_id=user_id, month=month) or default_plan
     billable = billable_seconds(plan, duration)
@@ -268,14 +267,9 @@ async def _rate_into_month(
         plan, month_billable_before=totals.billable_seconds - billable, duration_seconds=duration
     )
     # The stored charge grows by exactly each call's cost, so the costs always add up to it.
-    new_charge = totals.usage_charge_usd + charge.cost
-    await usage.set_month_charge(conn, user_id=user_id, month=month, usage_charge_usd=new_charge)
-    values.update(
-        billable_seconds=charge.billable_seconds, cost_usd=charge.cost, month_position=totals.total_calls
-    )
-    return MonthlyUsageRow(
-        user_id, month, totals.total_calls, totals.total_seconds, totals.billable_seconds, new_charge
-    )
+    totals = replace(totals, usage_charge_usd=totals.usage_charge_usd + charge.cost)
+    await usage.set_month_charge(conn, user_id=user_id, month=month, usage_charge_usd=totals.usage_charge_usd)
+    return charge, totals
 
 
 def _utc(value: object) -> datetime | None:

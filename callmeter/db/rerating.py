@@ -13,35 +13,40 @@ from sqlalchemy import select
 
 from callmeter.billing.plans import Plan, plan_in_force
 from callmeter.billing.rating import rate_month
+from callmeter.billing.usage import MonthTotals
+from callmeter.call_lifecycle import CallStatus
 from callmeter.db.connection import Connection
 from callmeter.db.plans import plan_schedule
 from callmeter.db.tables import call_usage, monthly_usage
-from callmeter.db.usage import MonthlyUsageRow, fetch_month
+from callmeter.db.usage import fetch_month
+from callmeter.months import Month
 
 
 async def rerate_months(
-    conn: Connection, *, user_id: int, from_month: str, default_plan: Plan
-) -> list[MonthlyUsageRow]:
+    conn: Connection, *, user_id: int, from_month: Month, default_plan: Plan
+) -> list[MonthTotals]:
     """Re-rate every month from `from_month` on that has usage; the months after."""
     months = await conn.fetch_all(
         select(monthly_usage.c.month)
-        .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month >= from_month)
+        .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month >= str(from_month))
         .order_by(monthly_usage.c.month)
     )
     schedule = await plan_schedule(conn, user_id=user_id, default_plan=default_plan)
     rerated = []
     for record in months:
-        month = record["month"]
+        month = Month.stored(record["month"])
         plan = plan_in_force(schedule, month, default_plan)
         rerated.append(await _rerate_month(conn, user_id=user_id, month=month, plan=plan))
     return rerated
 
 
-async def _rerate_month(conn: Connection, *, user_id: int, month: str, plan: Plan) -> MonthlyUsageRow:
+async def _rerate_month(conn: Connection, *, user_id: int, month: Month, plan: Plan) -> MonthTotals:
     calls = await conn.fetch_all(
         select(call_usage.c.id, call_usage.c.duration_seconds)
         .where(
-            call_usage.c.user_id == user_id, call_usage.c.month == month, call_usage.c.status == "completed"
+            call_usage.c.user_id == user_id,
+            call_usage.c.month == str(month),
+            call_usage.c.status == CallStatus.COMPLETED,
         )
         .order_by(call_usage.c.month_position, call_usage.c.id)
     )
@@ -56,7 +61,7 @@ async def _rerate_month(conn: Connection, *, user_id: int, month: str, plan: Pla
     total = sum((charge.cost for charge in charges), start=Decimal("0.00"))
     await conn.execute(
         monthly_usage.update()
-        .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month == month)
+        .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month == str(month))
         .values(billable_seconds=billable, usage_charge_usd=total)
     )
     return await fetch_month(conn, user_id=user_id, month=month)

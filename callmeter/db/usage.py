@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -10,35 +9,23 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
+from callmeter.billing.usage import MonthTotals
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import monthly_usage
 from callmeter.db.types import to_decimal
+from callmeter.months import Month
 
 
-@dataclass(frozen=True)
-class MonthlyUsageRow:
-    user_id: int
-    month: str
-    total_calls: int
-    total_seconds: int
-    billable_seconds: int
-    usage_charge_usd: Decimal
-
-    @classmethod
-    def from_record(cls, row: Any) -> MonthlyUsageRow:
-        return cls(
-            row["user_id"],
-            row["month"],
-            row["total_calls"],
-            row["total_seconds"],
-            row["billable_seconds"],
-            to_decimal(row["usage_charge_usd"]),
-        )
-
-    @classmethod
-    def empty(cls, user_id: int, month: str) -> MonthlyUsageRow:
-        return cls(user_id, month, 0, 0, 0, Decimal("0.00"))
+def _totals(row: Any) -> MonthTotals:
+    return MonthTotals(
+        row["user_id"],
+        Month.stored(row["month"]),
+        row["total_calls"],
+        row["total_seconds"],
+        row["billable_seconds"],
+        to_decimal(row["usage_charge_usd"]),
+    )
 
 
 _FETCH_MONTH = Prepared(
@@ -48,9 +35,9 @@ _FETCH_MONTH = Prepared(
 )
 
 
-async def fetch_month(conn: Connection, *, user_id: int, month: str) -> MonthlyUsageRow:
-    row = await _FETCH_MONTH.fetch_one(conn, user_id=user_id, month=month)
-    return MonthlyUsageRow.from_record(row) if row else MonthlyUsageRow.empty(user_id, month)
+async def fetch_month(conn: Connection, *, user_id: int, month: Month) -> MonthTotals:
+    row = await _FETCH_MONTH.fetch_one(conn, user_id=user_id, month=str(month))
+    return _totals(row) if row else MonthTotals.empty(user_id, month)
 
 
 _FETCH_MONTHS = Prepared(
@@ -65,13 +52,13 @@ _FETCH_MONTHS = Prepared(
 
 
 async def fetch_months(
-    conn: Connection, *, user_id: int, first: str | None = None, last: str | None = None
-) -> list[MonthlyUsageRow]:
+    conn: Connection, *, user_id: int, first: Month | None = None, last: Month | None = None
+) -> list[MonthTotals]:
     """The months with usage between `first` and `last` (inclusive), oldest first."""
     rows = await _FETCH_MONTHS.fetch_all(
-        conn, user_id=user_id, first=first or "0000-00", last=last or "9999-99"
+        conn, user_id=user_id, first=str(first or "0000-00"), last=str(last or "9999-99")
     )
-    return [MonthlyUsageRow.from_record(row) for row in rows]
+    return [_totals(row) for row in rows]
 
 
 _ADD = insert(monthly_usage)
@@ -104,8 +91,8 @@ _SET_MONTH_CHARGE = Prepared(
 
 
 async def add_completed_call(
-    conn: Connection, *, user_id: int, month: str, seconds: int, billable_seconds: int
-) -> MonthlyUsageRow:
+    conn: Connection, *, user_id: int, month: Month, seconds: int, billable_seconds: int
+) -> MonthTotals:
     """Count one completed call into its month and return the month after it.
 
     On PostgreSQL the upsert locks the month's row until the caller's transaction ends, so the
@@ -114,17 +101,19 @@ async def add_completed_call(
     row = await _ADD_COMPLETED_CALL.fetch_one(
         conn,
         user_id=user_id,
-        month=month,
+        month=str(month),
         total_calls=1,
         total_seconds=seconds,
         billable_seconds=billable_seconds,
         usage_charge_usd=Decimal(0),
         updated_at=datetime.now(UTC),
     )
-    return MonthlyUsageRow.from_record(row)
+    return _totals(row)
 
 
-async def set_month_charge(conn: Connection, *, user_id: int, month: str, usage_charge_usd: Decimal) -> None:
+async def set_month_charge(
+    conn: Connection, *, user_id: int, month: Month, usage_charge_usd: Decimal
+) -> None:
     await _SET_MONTH_CHARGE.execute(
-        conn, key_user_id=user_id, key_month=month, usage_charge_usd=usage_charge_usd
+        conn, key_user_id=user_id, key_month=str(month), usage_charge_usd=usage_charge_usd
     )

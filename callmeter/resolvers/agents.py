@@ -1,12 +1,15 @@
-"""Checks on a new agent: a name, and E.164 numbers that are not repeated."""
+"""Voice agents: registering one (a name, E.164 numbers not repeated) and reading them."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 
+from callmeter.db import agents
 from callmeter.errors import BadInputError
-from callmeter.text import is_one_line
+from callmeter.inputs import is_one_line
+from callmeter.resolvers.services import Services
+from callmeter.rows import AgentRow
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
@@ -26,3 +29,22 @@ def validate_agent(name: str, numbers: Sequence[str]) -> tuple[str, list[str]]:
     if len(set(cleaned)) != len(cleaned):
         raise BadInputError("the same phone number is listed twice")
     return name, cleaned
+
+
+async def create_agent(services: Services, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:
+    name, cleaned = validate_agent(name, numbers)
+    async with services.db.transaction() as conn:
+        return await agents.insert_agent(conn, user_id=user_id, name=name, numbers=cleaned)
+
+
+async def list_agents(services: Services, *, user_id: int | None) -> list[AgentRow]:
+    """One user's agents, by id; every agent for None (the operator's CLI)."""
+    async with services.db.connection() as conn:
+        return await agents.fetch_agents(conn, user_id=user_id)
+
+
+async def agents_by_ids(services: Services, ids: Sequence[int]) -> list[AgentRow | None]:
+    """The agents with these ids, in that order (None where there is none): a DataLoader's batch."""
+    async with services.db.connection() as conn:
+        found = {row.id: row for row in await agents.fetch_agents(conn, ids=ids)}
+    return [found.get(agent_id) for agent_id in ids]

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from callmeter.call_lifecycle import CallStatus
 from callmeter.db import calls
-from callmeter.db.calls import CallRow
-from callmeter.db.connection import Connection
 from callmeter.db.types import to_utc
 from callmeter.errors import BadInputError
-from callmeter.resolvers.scope import parse_id
+from callmeter.inputs import MAX_ID, parse_id
+from callmeter.resolvers.services import Services
+from callmeter.rows import CallRow
 
 MAX_PAGE = 500
-STATUSES = {"ACTIVE": "active", "COMPLETED": "completed", "FAILED": "failed"}
+DEFAULT_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -37,16 +39,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         position = to_utc(datetime.fromisoformat(moment)), int(call_id)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         position = None
-    if position is None or not 0 < position[1] < 2**63 or cursor != _encode(raw):
+    if position is None or not 0 < position[1] <= MAX_ID or cursor != _encode(raw):
         raise BadInputError("`after` is not a cursor this service gave out")
     return position
 
 
 def _encode(raw: str) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-DEFAULT_PAGE = 50
 
 
 def check_page_size(first: int | None, name: str = "first") -> int:
@@ -59,21 +58,41 @@ def check_page_size(first: int | None, name: str = "first") -> int:
 
 
 async def call_page(
-    conn: Connection,
+    services: Services,
     *,
     user_id: int,
     first: int | None,
     after: str | None = None,
-    status: str | None = None,
+    status: CallStatus | None = None,
     agent_id: object | None = None,
 ) -> CallPage:
     first = check_page_size(first)
-    rows = await calls.list_calls(
-        conn,
-        user_id=user_id,
-        limit=first + 1,
-        before=decode_cursor(after) if after else None,
-        status=STATUSES[status] if status else None,
-        agent_id=parse_id(agent_id, "agentId") if agent_id not in (None, "") else None,
-    )
+    before = decode_cursor(after) if after else None
+    agent = parse_id(agent_id, "agentId") if agent_id not in (None, "") else None
+    async with services.db.connection() as conn:
+        rows = await calls.list_calls(
+            conn, user_id=user_id, limit=first + 1, before=before, status=status, agent_id=agent
+        )
     return CallPage(rows[:first], has_next_page=len(rows) > first, has_previous_page=bool(after))
+
+
+async def find_call(services: Services, *, user_id: int, call_sid: str) -> CallRow | None:
+    async with services.db.connection() as conn:
+        return await calls.fetch_call(conn, user_id=user_id, call_sid=call_sid)
+
+
+async def active_calls(services: Services, *, user_id: int) -> list[CallRow]:
+    """The user's answered, unfinished calls, newest first."""
+    async with services.db.connection() as conn:
+        return await calls.list_active_calls(conn, user_id=user_id)
+
+
+async def calls_by_ids(services: Services, *, ids: Sequence[int]) -> list[CallRow]:
+    async with services.db.connection() as conn:
+        return await calls.fetch_calls_by_ids(conn, ids=ids)
+
+
+async def count_active_calls(services: Services) -> int:
+    """Calls in progress, all users (for /metrics)."""
+    async with services.db.connection() as conn:
+        return await calls.count_active_calls(conn)

@@ -5,15 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from callmeter.billing.money import MoneyError, parse_money
-from callmeter.billing.plans import Plan, PlanError, PlanKind, Tier, validate_plan
+from callmeter.billing.plans import DEFAULT_PLAN_ID, Plan, PlanError, PlanKind, Tier, validate_plan
 from callmeter.db import plans
-from callmeter.db.connection import Database, lock_user_billing
+from callmeter.db.connection import lock_user_billing
 from callmeter.db.rerating import rerate_months
 from callmeter.errors import BadInputError, NotFoundError
+from callmeter.inputs import parse_id
 from callmeter.months import Month
-from callmeter.resolvers.scope import parse_id
-
-DEFAULT_PLAN_ID = "default"
+from callmeter.resolvers.services import Services
 
 
 def money_or_none(value: object, name: str) -> Decimal | None:
@@ -63,9 +62,14 @@ def build_plan(
         raise BadInputError(str(exc)) from None
 
 
-async def create_plan(db: Database, plan: Plan) -> Plan:
-    async with db.transaction() as conn:
+async def create_plan(services: Services, plan: Plan) -> Plan:
+    async with services.db.transaction() as conn:
         return await plans.insert_plan(conn, plan=plan)
+
+
+async def list_plans(services: Services) -> list[Plan]:
+    async with services.db.connection() as conn:
+        return await plans.list_plans(conn)
 
 
 def parse_plan_id(value: object) -> int | None:
@@ -73,15 +77,14 @@ def parse_plan_id(value: object) -> int | None:
     return None if str(value).strip() == DEFAULT_PLAN_ID else parse_id(value, "planId")
 
 
-async def assign_plan(
-    db: Database, *, user_id: int, plan_id: int | None, from_month: Month, default_plan: Plan
-) -> Plan:
+async def assign_plan(services: Services, *, user_id: int, plan_id: int | None, from_month: Month) -> Plan:
     """Bill the user by the plan (None: the default) from `from_month` on, re-rating those months."""
-    async with db.transaction() as conn:
+    default_plan = services.default_plan
+    async with services.db.transaction() as conn:
         await lock_user_billing(conn, user_id=user_id)
         plan = default_plan if plan_id is None else await plans.fetch_plan(conn, plan_id=plan_id)
         if plan is None:
             raise NotFoundError(f"there is no plan {plan_id}")
-        await plans.assign_plan(conn, user_id=user_id, plan_id=plan_id, from_month=str(from_month))
-        await rerate_months(conn, user_id=user_id, from_month=str(from_month), default_plan=default_plan)
+        await plans.assign_plan(conn, user_id=user_id, plan_id=plan_id, from_month=from_month)
+        await rerate_months(conn, user_id=user_id, from_month=from_month, default_plan=default_plan)
     return plan

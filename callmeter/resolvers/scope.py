@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from callmeter.auth import Viewer
-from callmeter.errors import BadInputError, ForbiddenError, UnauthenticatedError
-
-
-def parse_id(value: object, name: str) -> int:
-    text = str(value).strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 19 or not 0 < int(text) < 2**63:
-        raise BadInputError(f"{name} must be a positive whole number, got {str(value)[:20]!r}")
-    return int(text)
+from callmeter.errors import ForbiddenError, UnauthenticatedError
+from callmeter.inputs import parse_id
 
 
 def require_viewer(viewer: Viewer | None, auth_error: str | None = None) -> Viewer:

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from enum import Enum
 
 import strawberry
 
+from callmeter.billing import invoices as billing_invoices
 from callmeter.billing import plans as billing_plans
-from callmeter.billing.invoices import InvoiceLine as InvoiceLineValue
-from callmeter.resolvers.invoices import InvoiceView
-from callmeter.resolvers.plans import DEFAULT_PLAN_ID
 
 PlanKind = strawberry.enum(billing_plans.PlanKind, name="PlanKind")
-
-
-@strawberry.enum
-class InvoiceStatus(Enum):
-    DRAFT = "DRAFT"
-    FINALIZED = "FINALIZED"
+InvoiceStatus = strawberry.enum(billing_invoices.InvoiceStatus, name="InvoiceStatus")
 
 
 @strawberry.type
@@ -43,7 +35,7 @@ class Plan:
     @classmethod
     def from_value(cls, plan: billing_plans.Plan) -> Plan:
         return cls(
-            id=strawberry.ID(str(plan.id) if plan.id is not None else DEFAULT_PLAN_ID),
+            id=strawberry.ID(str(plan.id) if plan.id is not None else billing_plans.DEFAULT_PLAN_ID),
             name=plan.name,
             kind=plan.kind,
             rate_per_minute=plan.rate_per_minute,
@@ -87,7 +79,7 @@ class InvoiceLine:
     amount_usd: Decimal
 
     @classmethod
-    def from_value(cls, line: InvoiceLineValue) -> InvoiceLine:
+    def from_value(cls, line: billing_invoices.InvoiceLine) -> InvoiceLine:
         return cls(
             position=line.position,
             description=line.description,
@@ -108,12 +100,12 @@ class Invoice:
     pdf_url: str | None
 
     @classmethod
-    def from_view(cls, view: InvoiceView, *, viewer_user_id: int) -> Invoice:
+    def from_view(cls, view: billing_invoices.InvoiceView, *, viewer_user_id: int) -> Invoice:
         query = "" if view.user_id == viewer_user_id else f"?user_id={view.user_id}"
         return cls(
             number=view.number,
-            month=view.month,
-            status=InvoiceStatus(view.status),
+            month=str(view.month),
+            status=view.status,
             lines=[InvoiceLine.from_value(line) for line in view.lines],
             total_usd=view.total_usd,
             stripe_invoice_id=view.stripe_invoice_id,

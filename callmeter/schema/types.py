@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
 
 import strawberry
 
-from callmeter.db.agents import AgentRow
-from callmeter.db.calls import CallRow
-from callmeter.db.events import WebhookEventRow
-from callmeter.resolvers.usage import MonthSummary
+from callmeter import call_lifecycle
+from callmeter.billing.money import minutes_of
+from callmeter.billing.usage import MonthSummary
+from callmeter.rows import AgentRow, AgentUsageRow, CallRow, WebhookEventRow
 from callmeter.schema.billing import Plan
+from callmeter.schema.context import Info
 
-
-@strawberry.enum
-class CallStatus(Enum):
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    FAILED = "failed"
+CallStatus = strawberry.enum(call_lifecycle.CallStatus, name="CallStatus")
+CallEventKind = strawberry.enum(call_lifecycle.CallEventKind, name="CallEventKind")
 
 
 @strawberry.type
@@ -29,15 +25,26 @@ class Agent:
     known_numbers: strawberry.Private[tuple[str, ...] | None] = None
 
     @strawberry.field
-    def phone_numbers(self, info: strawberry.Info) -> list[str]:
+    def phone_numbers(self, info: Info) -> list[str]:
         # An agent that came with a page of calls is only loaded (batched) if its numbers are asked for.
         if self.known_numbers is not None:
             return list(self.known_numbers)
-        return info.context.numbers_loader.load(int(self.id))  # type: ignore[no-any-return]
+        return self._load_numbers(info)  # type: ignore[return-value]  # awaited by graphql-core
+
+    async def _load_numbers(self, info: Info) -> list[str]:
+        row = await info.context.agents.load(int(self.id))
+        return list(row.phone_numbers) if row else []
 
     @classmethod
     def from_row(cls, row: AgentRow) -> Agent:
         return cls(id=strawberry.ID(str(row.id)), name=row.name, known_numbers=row.phone_numbers)
+
+    @classmethod
+    def named(cls, agent_id: int | None, name: str | None) -> Agent | None:
+        """An agent known by id and name only (from a join); its numbers load when asked for."""
+        if agent_id is None or name is None:
+            return None
+        return cls(id=strawberry.ID(str(agent_id)), name=name)
 
 
 @strawberry.type
@@ -56,24 +63,27 @@ class Call:
     known_agent: strawberry.Private[Agent | None] = None  # attached when already loaded
 
     @strawberry.field
-    def agent(self, info: strawberry.Info) -> Agent | None:
-        # Synchronous when the agent came with the call (live lists); batched by the loader otherwise.
+    def agent(self, info: Info) -> Agent | None:
+        # Synchronous when the agent came with the call (a join); loaded, batched, otherwise.
         if self.known_agent is not None or self.agent_id is None:
             return self.known_agent
-        return info.context.agent_loader.load(self.agent_id)  # type: ignore[no-any-return]
+        return self._load_agent(info, self.agent_id)  # type: ignore[return-value]  # awaited by graphql-core
+
+    @staticmethod
+    async def _load_agent(info: Info, agent_id: int) -> Agent | None:
+        row = await info.context.agents.load(agent_id)
+        return Agent.from_row(row) if row else None
 
     @classmethod
-    def from_row(cls, row: CallRow, agent: Agent | None = None) -> Call:
-        if agent is None and row.agent_id is not None and row.agent_name is not None:
-            agent = Agent(id=strawberry.ID(str(row.agent_id)), name=row.agent_name)
+    def from_row(cls, row: CallRow) -> Call:
         return cls(
-            known_agent=agent,
+            known_agent=Agent.named(row.agent_id, row.agent_name),
             id=strawberry.ID(str(row.id)),
             call_sid=row.call_sid,
             call_from=row.call_from,
             call_to=row.call_to,
             direction=row.direction,
-            status=CallStatus(row.status),
+            status=row.status,
             duration_seconds=row.duration_seconds,
             cost_usd=row.cost_usd,
             started_at=row.started_at,
@@ -116,7 +126,7 @@ class MonthlyUsage:
     @classmethod
     def from_summary(cls, summary: MonthSummary) -> MonthlyUsage:
         return cls(
-            month=summary.month,
+            month=str(summary.month),
             total_calls=summary.total_calls,
             total_seconds=summary.total_seconds,
             total_minutes=float(summary.total_minutes),
@@ -164,3 +174,13 @@ class AgentUsage:
     total_seconds: int
     total_minutes: float
     total_cost_usd: Decimal
+
+    @classmethod
+    def from_row(cls, row: AgentUsageRow) -> AgentUsage:
+        return cls(
+            agent=Agent.named(row.agent_id, row.agent_name),
+            total_calls=row.total_calls,
+            total_seconds=row.total_seconds,
+            total_minutes=float(minutes_of(row.total_seconds)),
+            total_cost_usd=row.total_cost_usd,
+        )

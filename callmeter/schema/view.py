@@ -31,21 +31,18 @@ schema = Schema(query=Query, mutation=Mutation, subscription=Subscription, exten
 
 class GraphQLApp(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
-        state = request.app.state
+        services = request.app.state.services
         viewer, auth_error = None, None
         header = request.headers.get("authorization")
         if header:
             try:
-                viewer = viewer_from_authorization(state.settings, header)
+                viewer = viewer_from_authorization(services.settings, header)
             except UnauthenticatedError as exc:
                 auth_error = str(exc)
         return Context(
-            db=state.db,
-            settings=state.settings,
-            default_plan=state.default_plan,
+            services=services,
             viewer=viewer,
             auth_error=auth_error,
-            bus=state.bus,
             websocket=request if isinstance(request, WebSocket) else None,
         )
 
@@ -54,7 +51,9 @@ class GraphQLApp(GraphQL[Context, None]):
         params = context.connection_params or {}
         header = next((value for key, value in params.items() if key.lower() == "authorization"), None)
         try:
-            context.viewer = viewer_from_authorization(context.settings, str(header) if header else None)
+            context.viewer = viewer_from_authorization(
+                context.services.settings, str(header) if header else None
+            )
         except UnauthenticatedError:
             raise ConnectionRejectionError() from None
         if context.websocket is not None and context.viewer.expires_at is not None:

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from callmeter.call_lifecycle import CALL_SID, TWILIO_STATUSES, StatusCallback
 from callmeter.errors import BadInputError
-from callmeter.tracking import CALL_SID, TWILIO_STATUSES, StatusCallback
+from callmeter.inputs import digits
 
 _MAX_FIELD = 256
 
@@ -48,9 +49,10 @@ def _whole_number(form: Mapping[str, str], name: str) -> int | None:
     value = form.get(name)
     if value is None or value == "":
         return None
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
+    number = digits(value, max_digits=9)
+    if number is None:
         raise BadInputError(f"{name} must be a whole number of at most 9 digits, got {value[:20]!r}")
-    return int(value)
+    return number
 
 
 def _timestamp(value: str | None, received_at: datetime) -> datetime:

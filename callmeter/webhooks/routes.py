@@ -1,9 +1,9 @@
 """`POST /webhooks/twilio/status`: Twilio's call status callbacks.
 
-The order of checks is the order of cost: size (413), signature (403, before any database work),
-shape (400); then one transaction records the event, and only after it commits does Twilio get
-its 200. An event that matches no agent is kept and answered 202. A database that cannot be reached
-is a 503, so Twilio delivers the event again later.
+The order of checks is the order of cost: size (413, by the app's body limit for `/webhooks/`),
+signature (403, before any database work), shape (400); then one transaction records the event,
+and only after it commits does Twilio get its 200. An event that matches no agent is kept and
+answered 202. A database that cannot be reached is a 503, so Twilio delivers the event again later.
 """
 
 from __future__ import annotations
@@ -18,52 +18,39 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from callmeter.billing.money import format_usd
+from callmeter.call_lifecycle import CallEventKind, CallStatus
 from callmeter.db.recording import RecordOutcome, record_status_callback
 from callmeter.errors import BadInputError, DatabaseUnavailableError
+from callmeter.inputs import parse_id
 from callmeter.metrics import CALLBACKS, RECORDING_SECONDS
-from callmeter.resolvers.scope import parse_id
-from callmeter.tracking import CallStatus, ChangeKind
 from callmeter.webhooks.parsing import parse_status_callback
 from callmeter.webhooks.signature import is_signed_by_twilio, public_url
 
 log = logging.getLogger("callmeter.webhooks")
 
-MAX_BODY_BYTES = 64 * 1024
+CALLBACK_PATH = "/webhooks/twilio/status"
 
 
-class BodyTooLargeError(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLargeError
-    return bytes(body)
+def count_refused_body(path: str) -> None:
+    """Told by the app's body limit of each request it refused."""
+    if path == CALLBACK_PATH:
+        CALLBACKS.labels("too_large").inc()
 
 
 async def twilio_status_callback(request: Request) -> Response:
-    state = request.app.state
-    try:
-        body = await read_body(request)
-    except BodyTooLargeError:
-        return counted("too_large", PlainTextResponse("callback body over 64 KiB\n", status_code=413))
+    settings = request.app.state.services.settings
+    body = await request.body()
     try:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except (UnicodeDecodeError, ValueError):
         pairs = []
     form = ImmutableMultiDict(pairs)
     if not is_signed_by_twilio(
-        url=public_url(request, state.settings.public_base_url),
+        url=public_url(request, settings.public_base_url),
         form=form,
         signature=request.headers.get("x-twilio-signature"),
         settings_header=request.headers.get("x-twilio-webhooks-signature-settings"),
-        tokens=state.settings.twilio_auth_tokens,
+        tokens=settings.twilio_auth_tokens,
     ):
         log.warning("rejected a status callback with a missing or invalid X-Twilio-Signature")
         return counted(
@@ -76,13 +63,14 @@ async def twilio_status_callback(request: Request) -> Response:
         return counted("bad_request", PlainTextResponse(f"{exc}\n", status_code=400))
     started = time.perf_counter()
     try:
+        services = request.app.state.services
         outcome = await record_status_callback(
-            state.db,
+            services.db,
             event=event,
             form=form,
             agent_id=agent_id,
-            default_plan=state.default_plan,
-            bus=state.bus,
+            default_plan=settings.default_plan,
+            bus=services.bus,
         )
     except DatabaseUnavailableError as exc:
         log.error(
@@ -120,14 +108,14 @@ def _log_outcome(call_sid: str, status: str, outcome: RecordOutcome) -> None:
         log.warning("call %s: %s event matches no agent; kept for an admin", call_sid, status)
     elif outcome.call is None:
         log.info("call %s: late %s event stored, call unchanged", call_sid, status)
-    elif outcome.change is ChangeKind.STARTED:
+    elif outcome.change is CallEventKind.STARTED:
         log.info("call %s: Call tracking started for user %s", call_sid, outcome.call.user_id)
-    elif outcome.change is ChangeKind.ENDED and outcome.call.status == CallStatus.COMPLETED:
+    elif outcome.change is CallEventKind.ENDED and outcome.call.status == CallStatus.COMPLETED:
         log.info(
             "call %s: Call ended: %ss, Cost: %s",
             call_sid,
             outcome.call.duration_seconds,
             format_usd(outcome.call.cost_usd, places=4),
         )
-    elif outcome.change is ChangeKind.ENDED:
+    elif outcome.change is CallEventKind.ENDED:
         log.info("call %s: Call ended without being answered (%s)", call_sid, outcome.call.twilio_status)

@@ -1,4 +1,8 @@
-"""The call state machine: how one Twilio status callback moves a call. Pure: no I/O, no clock.
+"""A call's lifecycle: Twilio's status vocabulary, the service's call statuses and change kinds, and
+the state machine that moves a call by one Twilio status callback. Pure: no I/O, no clock.
+
+These enums are the one definition of each vocabulary: the schema exposes them with
+`strawberry.enum(...)` and SQL filters use their values.
 
 Twilio delivers each status event in its own request; they may repeat and arrive in any order. A call's
 status only moves forward (queued/initiated < ringing < in-progress < a final status), a final status is
@@ -40,7 +44,9 @@ class CallStatus(StrEnum):
     FAILED = "failed"
 
 
-class ChangeKind(StrEnum):
+class CallEventKind(StrEnum):
+    """What a committed change did to a call (GraphQL `CallEvent.kind`)."""
+
     STARTED = "STARTED"
     UPDATED = "UPDATED"
     ENDED = "ENDED"
@@ -94,7 +100,7 @@ def new_call_state(event: StatusCallback) -> CallState:
     return CallState(twilio_status=CREATED, status=CallStatus.ACTIVE, first_event_at=event.timestamp)
 
 
-def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, ChangeKind | None]:
+def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, CallEventKind | None]:
     """The call after `event`, and what kind of change that was (None: nothing changed)."""
     first_event_at = min(state.first_event_at, event.timestamp)
     if state.rank == FINAL_RANK or event.rank <= state.rank:
@@ -106,12 +112,12 @@ def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, Cha
         return revised, None
     status = "in-progress" if event.call_status == "answered" else event.call_status
     if event.rank < 2:
-        return replace(state, twilio_status=status, first_event_at=first_event_at), ChangeKind.UPDATED
+        return replace(state, twilio_status=status, first_event_at=first_event_at), CallEventKind.UPDATED
     if event.rank == 2:
         started = replace(
             state, twilio_status=status, started_at=event.timestamp, first_event_at=first_event_at
         )
-        return started, ChangeKind.STARTED
+        return started, CallEventKind.STARTED
     if status != "completed":
         ended = replace(
             state,
@@ -121,7 +127,7 @@ def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, Cha
             first_event_at=first_event_at,
             duration_seconds=max(event.call_duration or 0, 0),
         )
-        return ended, ChangeKind.ENDED
+        return ended, CallEventKind.ENDED
     duration = event.call_duration
     if duration is None:
         duration = int((event.timestamp - state.started_at).total_seconds()) if state.started_at else 0
@@ -136,7 +142,7 @@ def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, Cha
         duration_seconds=duration,
         first_event_at=min(first_event_at, started_at),
     )
-    return ended, ChangeKind.ENDED
+    return ended, CallEventKind.ENDED
 
 
 def _answered_late(state: CallState, event: StatusCallback) -> bool:

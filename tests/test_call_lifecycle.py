@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from callmeter.tracking import CallStatus, ChangeKind, StatusCallback, apply_event, new_call_state
+from callmeter.call_lifecycle import CallEventKind, CallStatus, StatusCallback, apply_event, new_call_state
 
 T0 = datetime(2026, 2, 18, 14, 30, tzinfo=UTC)
 
@@ -41,12 +41,17 @@ def test_every_order_ends_in_the_same_completed_call():
             145,
         )
         assert state.first_event_at == T0 - timedelta(seconds=6)
-        assert changes.count(ChangeKind.ENDED) == 1
+        assert changes.count(CallEventKind.ENDED) == 1
 
 
 def test_in_order_changes_are_updated_started_ended():
     _, changes = replay(EVENTS)
-    assert changes == [ChangeKind.UPDATED, ChangeKind.UPDATED, ChangeKind.STARTED, ChangeKind.ENDED]
+    assert changes == [
+        CallEventKind.UPDATED,
+        CallEventKind.UPDATED,
+        CallEventKind.STARTED,
+        CallEventKind.ENDED,
+    ]
 
 
 def test_a_final_status_is_never_left_and_duplicates_change_nothing():
@@ -62,7 +67,7 @@ def test_failed_finals_cost_nothing_and_have_no_start():
     for status in ("busy", "no-answer", "canceled", "failed"):
         state, changes = replay([EVENTS[0], event(status, T0, duration=0, sequence=1)])
         assert state.status is CallStatus.FAILED
-        assert state.started_at is None and changes[-1] is ChangeKind.ENDED
+        assert state.started_at is None and changes[-1] is CallEventKind.ENDED
 
 
 def test_completed_without_duration_uses_the_answer_time():
@@ -78,7 +83,7 @@ def test_the_answer_time_wins_over_the_estimate_whatever_the_order():
     for order in itertools.permutations([EVENTS[0], answered, completed]):
         state, changes = replay(list(order))
         assert (state.started_at, state.duration_seconds) == (T0, 60), order
-        assert changes.count(ChangeKind.ENDED) == 1
+        assert changes.count(CallEventKind.ENDED) == 1
 
 
 def test_a_late_answer_never_moves_a_completed_call_to_another_month():

@@ -1,17 +1,17 @@
-"""Invoices as documents: plain text, CSV, JSON and a PDF a customer can be sent."""
+"""Invoices as documents: plain text, CSV, JSON and a PDF a customer can be sent. Pure: values in,
+text or bytes out."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
+from callmeter.billing.invoices import InvoiceView
 from callmeter.billing.money import format_usd
-from callmeter.resolvers.invoices import InvoiceView
 
-FORMATS = ("text", "csv", "json", "pdf")
 SELLER = "callmeter"
 
 
@@ -82,8 +82,8 @@ def as_json(views: Sequence[InvoiceView]) -> str:
             {
                 "number": view.number,
                 "user_id": view.user_id,
-                "month": view.month,
-                "status": view.status,
+                "month": str(view.month),
+                "status": str(view.status),
                 "total_usd": str(view.total_usd),
                 "stripe_invoice_id": view.stripe_invoice_id,
                 "lines": [
@@ -115,7 +115,7 @@ def as_pdf(views: Sequence[InvoiceView]) -> bytes:
         pdf.set_font("Helvetica", "", 11)
         for label, value in (
             ("Number", view.number or "Draft (not final)"),
-            ("Period", view.month),
+            ("Period", str(view.month)),
             ("Customer", f"User {view.user_id}"),
             ("Status", view.status.title()),
             ("From", SELLER),
@@ -154,5 +154,14 @@ def _latin1(text: str) -> str:
     return text.replace("–", "-").encode("latin-1", "replace").decode("latin-1")
 
 
+RENDERERS: dict[str, Callable[[Sequence[InvoiceView]], str | bytes]] = {
+    "text": as_text,
+    "csv": as_csv,
+    "json": as_json,
+    "pdf": as_pdf,
+}
+FORMATS = tuple(RENDERERS)
+
+
 def render(views: Sequence[InvoiceView], fmt: str) -> str | bytes:
-    return {"text": as_text, "csv": as_csv, "json": as_json, "pdf": as_pdf}[fmt](views)
+    return RENDERERS[fmt](views)

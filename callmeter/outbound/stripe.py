@@ -1,23 +1,24 @@
-"""Pushing a finalized invoice to Stripe with the official `stripe` library.
+"""Stripe's API through the official `stripe` library: a customer, and an invoice from our lines.
 
-One Stripe customer per user (kept in `stripe_customers` as soon as it is made), one invoice item per
-non-zero line in cents, and an idempotency key derived from the invoice number on every request, so a
-retried push (after a timeout, a crash, or by hand) never bills twice: Stripe answers a repeated key
-with the first result, for 24 hours (retry a failed push within a day).
+One invoice item per non-zero line in cents, and an idempotency key derived from the invoice number
+on every request, so a retried push (after a timeout, a crash, or by hand) never bills twice: Stripe
+answers a repeated key with the first result, for 24 hours (retry a failed push within a day).
+Blocking calls: run them on a thread. Failures are `StripeError`, one line each.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from decimal import Decimal
+from typing import TypeVar
 
 import stripe
 
-from callmeter.db import invoices
-from callmeter.db.connection import Database
+from callmeter.billing.invoices import InvoiceView
 from callmeter.errors import BadInputError, CallmeterError
-from callmeter.resolvers.invoices import InvoiceView
 from callmeter.settings import Settings
+
+T = TypeVar("T")
 
 
 class StripeError(CallmeterError):
@@ -39,7 +40,7 @@ def stripe_client(settings: Settings) -> stripe.StripeClient:
     return stripe.StripeClient(str(settings.stripe_api_key), base_addresses=addresses, max_network_retries=2)
 
 
-def _create_customer(client: stripe.StripeClient, user_id: int) -> str:
+def create_customer(client: stripe.StripeClient, user_id: int) -> str:
     customer = client.v1.customers.create(
         params={"description": f"callmeter user {user_id}", "metadata": {"callmeter_user_id": str(user_id)}},
         options={"idempotency_key": f"callmeter-customer-{user_id}"},
@@ -47,7 +48,7 @@ def _create_customer(client: stripe.StripeClient, user_id: int) -> str:
     return str(customer.id)
 
 
-def _push(client: stripe.StripeClient, view: InvoiceView, customer_id: str) -> str:
+def push_invoice(client: stripe.StripeClient, view: InvoiceView, customer_id: str) -> str:
     key = f"callmeter-{view.number}"
     invoice = client.v1.invoices.create(
         params={
@@ -78,27 +79,13 @@ def _push(client: stripe.StripeClient, view: InvoiceView, customer_id: str) -> s
     return str(invoice.id)
 
 
-async def push_invoice(db: Database, settings: Settings, view: InvoiceView) -> str:
-    """The Stripe invoice id of a finalized invoice, pushing it first if it was not pushed yet."""
-    if view.status != "FINALIZED" or view.id is None:
-        raise BadInputError(f"the {view.month} invoice of user {view.user_id} is not finalized")
-    if view.stripe_invoice_id:
-        return view.stripe_invoice_id
-    client = stripe_client(settings)
-    async with db.connection() as conn:
-        customer_id = await invoices.fetch_stripe_customer(conn, user_id=view.user_id)
+def stripe_call(number: str | None, call: Callable[[], T]) -> T:
+    """Run one of the calls above, its failures as one-line `StripeError`s about invoice `number`."""
     try:
-        if customer_id is None:  # kept at once: a retry days later must not make a second customer
-            customer_id = await asyncio.to_thread(_create_customer, client, view.user_id)
-            async with db.transaction() as conn:
-                await invoices.save_stripe_customer(conn, user_id=view.user_id, customer_id=customer_id)
-        stripe_id = await asyncio.to_thread(_push, client, view, customer_id)
+        return call()
     except stripe.APIConnectionError as exc:
         reason = " ".join(str(exc.__cause__ or "no answer").split())
-        raise StripeError(f"could not reach Stripe for invoice {view.number}: {reason}") from None
+        raise StripeError(f"could not reach Stripe for invoice {number}: {reason}") from None
     except stripe.StripeError as exc:
         message = " ".join(str(exc.user_message or exc).split())  # one line, whatever Stripe wrote
-        raise StripeError(f"Stripe refused invoice {view.number}: {message}") from None
-    async with db.transaction() as conn:
-        await invoices.set_stripe_invoice_id(conn, invoice_id=view.id, stripe_invoice_id=stripe_id)
-    return stripe_id
+        raise StripeError(f"Stripe refused invoice {number}: {message}") from None

@@ -12,24 +12,18 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.rest import Client
 
-from callmeter.billing.plans import Plan
+from callmeter.call_lifecycle import CallEventKind
 from callmeter.db import calls
-from callmeter.db.bus import LiveBus
-from callmeter.db.connection import Database, job_lock
+from callmeter.db.connection import job_lock
 from callmeter.db.recording import record_status_callback
-from callmeter.settings import Settings
-from callmeter.tracking import FINAL_RANK, RANKS, ChangeKind, StatusCallback
+from callmeter.outbound.twilio_api import fetch_call, final_event, twilio_client
+from callmeter.resolvers.services import Services
+from callmeter.rows import CallRow
 
 log = logging.getLogger("callmeter.reconciliation")
-
-# The SequenceNumber a reconciled final event is stored under (Twilio's own are small and 0-based).
-RECONCILED_SEQUENCE = 999_999_999
 
 
 @dataclass(frozen=True)
@@ -41,64 +35,24 @@ class ReconcileReport:
     errors: int = 0
 
 
-class RedirectingHttpClient(TwilioHttpClient):
-    """Sends the client's requests to another base URL (a proxy, or a local stand-in in tests)."""
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__(timeout=15)
-        self.base = urlsplit(base_url)
-
-    def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
-        target = urlsplit(url)._replace(scheme=self.base.scheme, netloc=self.base.netloc)
-        return super().request(method, target.geturl(), *args, **kwargs)
-
-
-def twilio_client(settings: Settings) -> Client | None:
-    if not settings.twilio_account_sid:
-        return None
-    http = RedirectingHttpClient(settings.twilio_api_base) if settings.twilio_api_base else None
-    return Client(settings.twilio_account_sid, str(settings.twilio_auth_tokens[0]), http_client=http)
-
-
-def final_event(call_sid: str, record: object, now: datetime) -> StatusCallback | None:
-    """The final status callback Twilio's record stands for; None while the call goes on."""
-    status = str(getattr(record, "status", "") or "")
-    if RANKS.get(status) != FINAL_RANK:
-        return None
-    ended = getattr(record, "end_time", None) or now
-    duration = getattr(record, "duration", None)
-    return StatusCallback(
-        call_sid=call_sid,
-        call_status=status,
-        sequence_number=RECONCILED_SEQUENCE,
-        timestamp=ended.astimezone(UTC) if ended.tzinfo else ended.replace(tzinfo=UTC),
-        call_from=None,
-        call_to=None,
-        direction=None,
-        account_sid=None,
-        call_duration=int(duration) if duration not in (None, "") else None,
-    )
-
-
-async def reconcile_stale_calls(
-    db: Database, settings: Settings, *, default_plan: Plan, bus: LiveBus | None, idle_seconds: float
-) -> ReconcileReport:
+async def reconcile_stale_calls(services: Services, *, idle_seconds: float) -> ReconcileReport:
+    db = services.db
     now = datetime.now(UTC)
     async with db.transaction() as conn:
         stale = await calls.stale_calls(conn, idle_since=now - timedelta(seconds=idle_seconds))
         if stale:
             await calls.mark_reconciled(conn, call_ids=[call.id for call in stale], at=now)
-    client = twilio_client(settings)
+    client = twilio_client(services.settings)
     closed = still_active = flagged = errors = 0
     for call in stale:
         if client is None:
-            flagged += await _flag(db, call, now, "no Twilio credentials (TWILIO_ACCOUNT_SID) to ask")
+            flagged += await _flag(services, call, now, "no Twilio credentials (TWILIO_ACCOUNT_SID) to ask")
             continue
         try:
-            record = await asyncio.to_thread(client.calls(call.call_sid).fetch)
+            record = await asyncio.to_thread(fetch_call, client, call.call_sid)
         except TwilioRestException as exc:
             if exc.status == 404:
-                flagged += await _flag(db, call, now, "Twilio does not know this call")
+                flagged += await _flag(services, call, now, "Twilio does not know this call")
             else:
                 errors += 1
                 log.error(
@@ -125,9 +79,9 @@ async def reconcile_stale_calls(
             "CallDuration": str(event.call_duration or 0),
         }
         outcome = await record_status_callback(
-            db, event=event, form=form, agent_id=None, default_plan=default_plan, bus=bus
+            db, event=event, form=form, agent_id=None, default_plan=services.default_plan, bus=services.bus
         )
-        if outcome.change is ChangeKind.ENDED:
+        if outcome.change is CallEventKind.ENDED:
             closed += 1
             log.info(
                 "call %s: closed by reconciliation as %s, %ss",
@@ -139,30 +93,23 @@ async def reconcile_stale_calls(
     return ReconcileReport(len(stale), closed, still_active, flagged, errors)
 
 
-async def _flag(db: Database, call: calls.CallRow, now: datetime, why: str) -> int:
-    async with db.transaction() as conn:
+async def _flag(services: Services, call: CallRow, now: datetime, why: str) -> int:
+    async with services.db.transaction() as conn:
         await calls.mark_stale(conn, call_id=call.id, at=now)
     log.warning("call %s: flagged stale: %s", call.call_sid, why, extra={"call_sid": call.call_sid})
     return 1
 
 
-async def reconcile_periodically(
-    db: Database, settings: Settings, *, default_plan: Plan, bus: LiveBus
-) -> None:
+async def reconcile_periodically(services: Services) -> None:
     """The `serve` background task: one pass every interval, by one process at a time."""
+    settings = services.settings
     while True:
         await asyncio.sleep(settings.reconcile_interval_seconds)
         try:
-            async with job_lock(db, name="reconciliation") as mine:
+            async with job_lock(services.db, name="reconciliation") as mine:
                 if not mine:
                     continue  # another process of this deployment runs this pass
-                report = await reconcile_stale_calls(
-                    db,
-                    settings,
-                    default_plan=default_plan,
-                    bus=bus,
-                    idle_seconds=settings.reconcile_after_seconds,
-                )
+                report = await reconcile_stale_calls(services, idle_seconds=settings.reconcile_after_seconds)
             if report.checked:
                 log.info("reconciliation: %s", report)
         except asyncio.CancelledError:

@@ -21,13 +21,14 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from callmeter.auth import issue_token
-from callmeter.commands import list_all_agents
-from callmeter.db.agents import AgentRow
-from callmeter.errors import BadInputError
+from callmeter.cli.params import settings_of, with_services
+from callmeter.errors import BadInputError, unreachable_reason
 from callmeter.months import Month
-from callmeter.settings import Settings
+from callmeter.resolvers.agents import list_agents
+from callmeter.resolvers.services import Services
+from callmeter.rows import AgentRow
+from callmeter.webhooks.routes import CALLBACK_PATH
 
-CALLBACK_PATH = "/webhooks/twilio/status"
 FAILURES = ("busy", "no-answer", "canceled", "failed")
 
 
@@ -116,10 +117,41 @@ async def _usage(client: httpx.AsyncClient, base_url: str, token: str, user_id: 
     return current["totalCalls"], current["totalSeconds"], current["totalCostUsd"]
 
 
+@click.command()
+@click.option(
+    "--calls",
+    "count",
+    type=click.IntRange(1, 1_000_000),
+    default=20,
+    show_default=True,
+    help="How many calls to simulate.",
+)
+@click.option("--url", default=None, help="Service base URL (default: http://$HOST:$PORT).")
+@click.option("--concurrency", type=click.IntRange(1, 512), default=8, show_default=True)
+@click.option("--seed", type=int, default=None, help="Random seed, for a repeatable run.")
+@click.pass_context
+def simulate(ctx: click.Context, count: int, url: str | None, concurrency: int, seed: int | None) -> None:
+    """Send realistic, signed Twilio status callbacks to a running service."""
+    settings = settings_of(ctx)
+    base = (url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise click.BadParameter("must start with http:// or https://", param_hint="--url")
+    try:
+        with_services(
+            ctx,
+            lambda services: run_simulation(
+                services, base_url=base, count=count, concurrency=concurrency, seed=seed
+            ),
+        )
+    except httpx.TransportError as exc:
+        raise click.ClickException(f"cannot reach {base}: {unreachable_reason(exc)}") from None
+
+
 async def run_simulation(
-    settings: Settings, *, base_url: str, count: int, concurrency: int, seed: int | None
+    services: Services, *, base_url: str, count: int, concurrency: int, seed: int | None
 ) -> None:
-    agents = [agent for agent in await list_all_agents(settings) if agent.phone_numbers]
+    settings = services.settings
+    agents = [agent for agent in await list_agents(services, user_id=None) if agent.phone_numbers]
     if not agents:
         raise BadInputError("no agents are registered: run `callmeter agent add` first")
     rng = random.Random(seed)

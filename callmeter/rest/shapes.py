@@ -1,0 +1,67 @@
+"""The JSON shapes of the REST routes, as the original dashboard code reads them.
+
+Money goes out as JSON numbers (the original dashboard calls `toFixed` on them); each is converted
+from its exact `Decimal` only when written, and every amount here has at most 6 decimals, which a
+double represents with the same shortest decimal text. Times are UTC, `"2026-02-18 14:30:00"`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from callmeter.auth import Viewer, viewer_from_authorization
+from callmeter.billing.usage import MonthSummary
+from callmeter.resolvers.scope import target_user
+from callmeter.resolvers.services import Services
+from callmeter.rows import CallRow
+
+
+class MoneyJSONResponse(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=_json_default, separators=(",", ":")).encode()
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def viewer_and_user(request: Request) -> tuple[Services, Viewer, int]:
+    """The services, the viewer of the bearer token, and the user it reads (`?user_id=` for admins)."""
+    services: Services = request.app.state.services
+    viewer = viewer_from_authorization(services.settings, request.headers.get("authorization"))
+    return services, viewer, target_user(viewer, request.query_params.get("user_id"))
+
+
+def usage_json(summary: MonthSummary) -> dict[str, object]:
+    return {
+        "month": str(summary.month),
+        "total_calls": summary.total_calls,
+        "total_minutes": summary.total_minutes,
+        "total_cost_usd": summary.total_cost_usd,
+    }
+
+
+def call_json(call: CallRow) -> dict[str, object]:
+    return {
+        "id": call.id,
+        "agent_name": call.agent_name,
+        "call_from": call.call_from,
+        "call_to": call.call_to,
+        "duration_seconds": call.duration_seconds,
+        "cost_usd": call.cost_usd,
+        "started_at": _time(call.started_at),
+        "ended_at": _time(call.ended_at),
+        "status": str(call.status),
+    }
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else None

@@ -1,0 +1,65 @@
+"""The rows the database hands back: frozen values, defined outside `db/` so that the schema, the
+REST routes and the CLI can take them without importing the data layer. `db/` builds them from the
+driver's records; money and months here are `Decimal` and `Month` already."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from callmeter.call_lifecycle import CallStatus
+from callmeter.months import Month
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    id: int
+    user_id: int
+    name: str
+    phone_numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CallRow:
+    id: int
+    call_sid: str
+    user_id: int
+    agent_id: int | None
+    agent_name: str | None
+    call_from: str | None
+    call_to: str | None
+    direction: str | None
+    status: CallStatus
+    twilio_status: str
+    duration_seconds: int
+    billable_seconds: int
+    cost_usd: Decimal
+    first_event_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    sort_at: datetime
+    month: Month
+    stale_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEventRow:
+    id: int
+    call_sid: str
+    sequence_number: int | None
+    call_status: str
+    event_at: datetime
+    received_at: datetime
+    payload: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AgentUsageRow:
+    """One agent's completed calls in a month (agent None: calls whose agent is gone)."""
+
+    agent_id: int | None
+    agent_name: str | None
+    total_calls: int
+    total_seconds: int
+    total_cost_usd: Decimal
