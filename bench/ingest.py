@@ -28,7 +28,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -47,6 +46,7 @@ from bench.common import (  # noqa: E402
     summary,
 )
 from bench.loadgen import closed_loop, encode_request, open_loop  # noqa: E402
+from tests.factories import call_events  # noqa: E402
 
 PATH = "/webhooks/twilio/status"
 PRICE_PER_MINUTE = Decimal("0.05")  # bench.common.service_env's
@@ -74,33 +74,9 @@ def plan_calls(calls: int, users: int, seed: int = 7) -> list[tuple[str, int, in
 
 
 def call_forms(sid: str, user: int, duration: int, answered: float) -> list[dict[str, str]]:
+    """Twilio's four callbacks of an answered call, as the tests send them."""
     at = datetime.fromtimestamp(answered, UTC)
-    forms = []
-    for sequence, (status, when) in enumerate(
-        [
-            ("initiated", at - timedelta(seconds=6)),
-            ("ringing", at - timedelta(seconds=5)),
-            ("in-progress", at),
-            ("completed", at + timedelta(seconds=duration)),
-        ]
-    ):
-        form = {
-            "CallSid": sid,
-            "AccountSid": "AC" + "1" * 32,
-            "CallStatus": status,
-            "SequenceNumber": str(sequence),
-            "Timestamp": format_datetime(when),
-            "From": "+15550001111",
-            "To": number_of(user),
-            "Direction": "inbound",
-            "CallbackSource": "call-progress-events",
-            "ApiVersion": "2010-04-01",
-        }
-        if status == "completed":
-            form["CallDuration"] = str(duration)
-            form["Duration"] = str(-(-duration // 60))
-        forms.append(form)
-    return forms
+    return call_events(sid, answered_at=at, duration=duration, to=number_of(user))
 
 
 # -- the load generator process -------------------------------------------------------------------
@@ -151,7 +127,7 @@ CALL_COLUMNS = (
 
 
 async def raw_event(conn: asyncpg.Connection, form: dict[str, str]) -> None:
-    from callmeter.call_lifecycle import CREATED, CallState, CallStatus, CallEventKind, apply_event
+    from callmeter.call_lifecycle import CREATED, CallEventKind, CallState, CallStatus, apply_event
     from callmeter.webhooks.parsing import parse_status_callback
 
     event = parse_status_callback(form, received_at=datetime.now(UTC))

@@ -31,28 +31,23 @@ class ConfigError(CallmeterError):
 
 
 class UnauthenticatedError(CallmeterError):
-    code = "UNAUTHENTICATED"
-    http_status = 401
+    code, http_status = "UNAUTHENTICATED", 401
 
 
 class ForbiddenError(CallmeterError):
-    code = "FORBIDDEN"
-    http_status = 403
+    code, http_status = "FORBIDDEN", 403
 
 
 class BadInputError(CallmeterError):
-    code = "BAD_USER_INPUT"
-    http_status = 400
+    code, http_status = "BAD_USER_INPUT", 400
 
 
 class NotFoundError(CallmeterError):
-    code = "NOT_FOUND"
-    http_status = 404
+    code, http_status = "NOT_FOUND", 404
 
 
 class DatabaseUnavailableError(CallmeterError):
-    code = "SERVICE_UNAVAILABLE"
-    http_status = 503
+    code, http_status = "SERVICE_UNAVAILABLE", 503
 
 
 def unreachable_reason(exc: BaseException) -> str:

@@ -98,29 +98,39 @@ def start_server(
     raise RuntimeError(f"callmeter serve did not become ready:\n{handle.log()}")
 
 
-def create_pg_database(admin_url: str, name: str) -> str:
-    async def create() -> None:
+def run_cli(
+    args: list[str], env: dict[str, str], cwd: Path, *, binary: bool = False, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """`callmeter ARGS` as a user runs it: a process of its own, output captured (text unless
+    `binary`, for PDFs)."""
+    return subprocess.run(
+        [sys.executable, "-m", "callmeter", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=not binary,
+        timeout=timeout,
+    )
+
+
+def _admin(admin_url: str, statement: str) -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(admin_url)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            await conn.execute(statement)
         finally:
             await conn.close()
 
-    asyncio.run(create())
+    asyncio.run(run())
+
+
+def create_pg_database(admin_url: str, name: str) -> str:
+    _admin(admin_url, f'CREATE DATABASE "{name}"')
     return admin_url.rsplit("/", 1)[0] + "/" + name
 
 
 def drop_pg_database(admin_url: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    _admin(admin_url, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 async def clear_tables(database_url: str) -> None:

@@ -6,11 +6,12 @@ fail a path once (to test a retried push).
 
 from __future__ import annotations
 
-import json
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qsl
+
+from tests.fake_http import serve_json
 
 
 @dataclass
@@ -29,7 +30,7 @@ class FakeStripe:
     _responses: dict[str, tuple[int, dict]] = field(default_factory=dict)
     _counter: int = 0
 
-    def handle(self, method: str, path: str, headers, body: bytes) -> tuple[int, dict]:
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, dict]:
         form = dict(parse_qsl(body.decode()))
         key = headers.get("Idempotency-Key")
         self.requests.append(StripeRequest(method, path, key, headers.get("Authorization"), form))
@@ -70,21 +71,4 @@ class FakeStripe:
 
 def start_fake_stripe() -> tuple[FakeStripe, ThreadingHTTPServer]:
     fake = FakeStripe()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, payload = fake.handle("POST", self.path, self.headers, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return fake, server
+    return fake, serve_json(fake.handle)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from tests.fake_http import serve_json
 
 
 @dataclass
@@ -28,26 +29,13 @@ class FakeTwilio:
 def start_fake_twilio() -> tuple[FakeTwilio, ThreadingHTTPServer]:
     fake = FakeTwilio()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            header = self.headers.get("Authorization", "")
-            user = base64.b64decode(header.split(" ", 1)[1]).decode().split(":")[0] if " " in header else ""
-            fake.requests.append(("GET", self.path, user))
-            sid = self.path.rsplit("/", 1)[-1].removesuffix(".json")
-            found = fake.calls.get(sid)
-            status, payload = (
-                (200, found) if found else (404, {"code": 20404, "message": "not found", "status": 404})
-            )
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def handle(method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, object]:
+        header = headers.get("Authorization", "")
+        user = base64.b64decode(header.split(" ", 1)[1]).decode().split(":")[0] if " " in header else ""
+        fake.requests.append((method, path, user))
+        found = fake.calls.get(path.rsplit("/", 1)[-1].removesuffix(".json"))
+        if found:
+            return 200, found
+        return 404, {"code": 20404, "message": "not found", "status": 404}
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return fake, server
+    return fake, serve_json(handle)

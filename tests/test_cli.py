@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import socket
 import subprocess
-import sys
 
 import jwt
 import pytest
@@ -13,18 +12,7 @@ from alembic import command
 
 from callmeter.db.migrate import alembic_config, head_revision
 from tests.conftest import ADMIN_URL, require_backend
-from tests.factories import JWT_SECRET, create_pg_database, drop_pg_database, free_port, server_env
-
-
-def run(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "callmeter", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.factories import JWT_SECRET, create_pg_database, drop_pg_database, free_port, run_cli, server_env
 
 
 @pytest.fixture
@@ -60,7 +48,7 @@ def test_help_for_every_command(env, tmp_path):
         ["agent", "add", "--help"],
         ["simulate", "--help"],
     ):
-        result = run(args, env, tmp_path)
+        result = run_cli(args, env, tmp_path)
         assert result.returncode == 0 and "Usage:" in result.stdout, args
 
 
@@ -77,7 +65,7 @@ def test_help_for_every_command(env, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_on_stderr(env, tmp_path, args):
-    result = run(args, env, tmp_path)
+    result = run_cli(args, env, tmp_path)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -88,7 +76,7 @@ def test_bad_input_is_one_line_on_stderr(env, tmp_path, args):
 def test_missing_secret_with_postgres_is_a_clear_error(tmp_path):
     env = server_env("postgresql://postgres@127.0.0.1:5432/test")
     env.pop("JWT_SECRET")
-    result = run(["token", "--user", "1"], env, tmp_path)
+    result = run_cli(["token", "--user", "1"], env, tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip() == (
         "callmeter: error: JWT_SECRET is missing; it is required when DATABASE_URL is not embedded SQLite"
@@ -96,7 +84,7 @@ def test_missing_secret_with_postgres_is_a_clear_error(tmp_path):
 
 
 def test_token_is_accepted_and_carries_the_role(env, tmp_path):
-    result = run(["token", "--user", "42", "--admin", "--ttl", "15m"], env, tmp_path)
+    result = run_cli(["token", "--user", "42", "--admin", "--ttl", "15m"], env, tmp_path)
     claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "42" and claims["role"] == "admin"
     assert claims["exp"] - claims["iat"] == 900
@@ -105,8 +93,8 @@ def test_token_is_accepted_and_carries_the_role(env, tmp_path):
 async def test_embedded_default_generates_its_secrets_once(tmp_path):
     env = server_env("sqlite:///./callmeter.db")
     env.pop("JWT_SECRET"), env.pop("TWILIO_AUTH_TOKEN"), env.pop("DATABASE_URL")
-    first = run(["token", "--user", "1"], env, tmp_path)
-    second = run(["token", "--user", "1"], env, tmp_path)
+    first = run_cli(["token", "--user", "1"], env, tmp_path)
+    second = run_cli(["token", "--user", "1"], env, tmp_path)
     assert first.returncode == 0 and second.returncode == 0
     secrets_file = tmp_path / "callmeter.db.secrets"
     assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
@@ -119,7 +107,7 @@ async def test_embedded_default_generates_its_secrets_once(tmp_path):
 
 def test_agent_add_then_simulate_matches_usage(server, tmp_path):
     env = server_env(server.database_url)
-    result = run(
+    result = run_cli(
         [
             "agent",
             "add",
@@ -137,22 +125,24 @@ def test_agent_add_then_simulate_matches_usage(server, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "juana" in result.stdout
-    duplicate = run(["agent", "add", "--user", "2", "--name", "x", "--number", "+18449263376"], env, tmp_path)
+    duplicate = run_cli(
+        ["agent", "add", "--user", "2", "--name", "x", "--number", "+18449263376"], env, tmp_path
+    )
     assert duplicate.returncode != 0 and "already belongs" in duplicate.stderr
-    result = run(["simulate", "--calls", "40", "--seed", "3", "--url", server.base_url], env, tmp_path)
+    result = run_cli(["simulate", "--calls", "40", "--seed", "3", "--url", server.base_url], env, tmp_path)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "matches" in result.stdout and "DOES NOT MATCH" not in result.stdout
 
 
 def test_simulate_without_agents_says_what_to_do(server, tmp_path):
-    result = run(["simulate", "--url", server.base_url], server_env(server.database_url), tmp_path)
+    result = run_cli(["simulate", "--url", server.base_url], server_env(server.database_url), tmp_path)
     assert result.returncode != 0
     assert "callmeter agent add" in result.stderr
 
 
 def test_migrate_is_idempotent(env, tmp_path):
     for _ in range(2):
-        result = run(["migrate"], env, tmp_path)
+        result = run_cli(["migrate"], env, tmp_path)
         assert result.returncode == 0, result.stderr
 
 
@@ -246,22 +236,22 @@ OUT_OF_RANGE_ID = "is not in the range 1<=x<=9223372036854775807"
     ],
 )
 def test_out_of_range_input_is_one_clear_line(embedded_env, tmp_path, args, message):
-    assert_one_line_error(run(args, embedded_env, tmp_path), message)
+    assert_one_line_error(run_cli(args, embedded_env, tmp_path), message)
 
 
 def test_a_token_may_live_ten_years(embedded_env, tmp_path):
-    result = run(["token", "--user", "9223372036854775807", "--ttl", "3650d"], embedded_env, tmp_path)
+    result = run_cli(["token", "--user", "9223372036854775807", "--ttl", "3650d"], embedded_env, tmp_path)
     claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "9223372036854775807"
     assert claims["exp"] - claims["iat"] == 3650 * 86400
 
 
 def test_simulate_against_nothing_listening_is_one_line(embedded_env, tmp_path):
-    added = run(
+    added = run_cli(
         ["agent", "add", "--user", "1", "--name", "a", "--number", "+18449263376"], embedded_env, tmp_path
     )
     assert added.returncode == 0, added.stderr
-    result = run(["simulate", "--url", "http://127.0.0.1:1", "--calls", "1"], embedded_env, tmp_path)
+    result = run_cli(["simulate", "--url", "http://127.0.0.1:1", "--calls", "1"], embedded_env, tmp_path)
     assert_one_line_error(result, "cannot reach http://127.0.0.1:1: connection refused")
 
 
@@ -276,7 +266,7 @@ def test_simulate_against_nothing_listening_is_one_line(embedded_env, tmp_path):
 )
 def test_a_missing_postgres_database_is_one_line(missing_database_url, tmp_path, args):
     where = missing_database_url.split("@", 1)[1].split("/", 1)[0]
-    result = run(args, server_env(missing_database_url), tmp_path)
+    result = run_cli(args, server_env(missing_database_url), tmp_path)
     assert_one_line_error(result, f'database "callmeter_no_such_db" does not exist on {where}')
 
 
@@ -285,17 +275,17 @@ def test_refused_unreachable_and_unmigrated_postgres_are_one_line(tmp_path):
     database_url = ADMIN_URL
     server = database_url.split("@", 1)[1].split("/", 1)[0]
     no_role = f"postgresql://callmeter_no_such_role@{server}/postgres"
-    result = run(["plan", "list"], server_env(no_role), tmp_path)
+    result = run_cli(["plan", "list"], server_env(no_role), tmp_path)
     assert_one_line_error(result, f'role "callmeter_no_such_role" does not exist on {server}')
-    result = run(["migrate"], server_env("postgresql://postgres@127.0.0.1:1/x"), tmp_path)
+    result = run_cli(["migrate"], server_env("postgresql://postgres@127.0.0.1:1/x"), tmp_path)
     assert_one_line_error(result, "cannot reach the database at 127.0.0.1:1: connection refused")
     unmigrated = create_pg_database(database_url, f"callmeter_unmigrated_{secrets.token_hex(3)}")
     try:
-        listed = run(["plan", "list"], server_env(unmigrated), tmp_path)
-        served = run(["serve", "--port", str(free_port())], server_env(unmigrated), tmp_path)
+        listed = run_cli(["plan", "list"], server_env(unmigrated), tmp_path)
+        served = run_cli(["serve", "--port", str(free_port())], server_env(unmigrated), tmp_path)
         # New code deployed on a database one migration behind: serve says so before starting.
         command.upgrade(alembic_config(unmigrated), "0004")
-        behind = run(["serve", "--port", str(free_port())], server_env(unmigrated), tmp_path)
+        behind = run_cli(["serve", "--port", str(free_port())], server_env(unmigrated), tmp_path)
     finally:
         drop_pg_database(database_url, unmigrated)
     for result in (listed, served):
@@ -310,5 +300,5 @@ def test_serve_on_a_port_in_use_is_one_line(embedded_env, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run(["serve", "--port", str(port)], embedded_env, tmp_path)
+        result = run_cli(["serve", "--port", str(port)], embedded_env, tmp_path)
     assert_one_line_error(result, f"port {port} on 127.0.0.1 is already in use")

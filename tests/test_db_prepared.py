@@ -13,18 +13,7 @@ from callmeter.db.tables import monthly_usage
 from callmeter.db.types import to_decimal, to_utc
 from tests.factories import open_db
 
-INSERT = Prepared(
-    monthly_usage.insert(),
-    columns=(
-        "user_id",
-        "month",
-        "total_calls",
-        "total_seconds",
-        "billable_seconds",
-        "usage_charge_usd",
-        "updated_at",
-    ),
-)
+INSERT = Prepared(monthly_usage.insert(), columns=tuple(column.name for column in monthly_usage.c))
 BY_USER = Prepared(
     select(monthly_usage)
     .where(monthly_usage.c.user_id == bindparam("user_id"))

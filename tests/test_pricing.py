@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from tests.factories import add_agent, auth, call_events, graphql, post_callback, server_env
+from tests.factories import add_agent, auth, call_events, graphql, post_callback, run_cli, server_env
 from tests.fake_stripe import start_fake_stripe
 
 ADMIN = auth(1, admin=True)
@@ -372,9 +371,7 @@ async def test_invoice_pdf_over_rest(server, client):
 
 
 def cli(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "callmeter", *args], env=env, cwd=cwd, capture_output=True, timeout=120
-    )
+    return run_cli(args, env, cwd, binary=True)
 
 
 async def test_cli_plans_invoices_and_stripe_push_with_idempotency(server, client, tmp_path):

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from datetime import UTC, datetime
 
-from tests.factories import add_agent, auth, call_events, graphql, post_callback, server_env, start_server
+from tests.factories import (
+    add_agent,
+    auth,
+    call_events,
+    graphql,
+    post_callback,
+    run_cli,
+    server_env,
+    start_server,
+)
 from tests.fake_twilio import start_fake_twilio
 
 ANSWERED = datetime(2026, 5, 4, 9, tzinfo=UTC)
 ACCOUNT = "AC" + "f" * 32
 QUERY = """{ usage { current: month(month: "2026-05") { totalCalls totalSeconds totalCostUsd }
   a: call(callSid: "CA%s") { status durationSeconds costUsd endedAt } } }"""
-
-
-def cli(args, env, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "callmeter", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def answer(client, server, sid: str) -> None:
@@ -46,7 +42,7 @@ async def test_reconcile_closes_flags_and_leaves_calls(server, client, tmp_path)
             TWILIO_ACCOUNT_SID=ACCOUNT,
             TWILIO_API_BASE=f"http://127.0.0.1:{twilio.server_port}",
         )
-        result = cli(["reconcile", "--older-than", "0"], env, tmp_path)
+        result = run_cli(["reconcile", "--older-than", "0"], env, tmp_path)
         assert result.returncode == 0, result.stderr
         assert (
             "3 stale calls: 1 closed from Twilio, 1 still active, 1 flagged stale, 0 errors" in result.stdout
@@ -80,12 +76,12 @@ async def test_reconcile_closes_flags_and_leaves_calls(server, client, tmp_path)
 async def test_without_credentials_calls_are_flagged_stale_never_guessed(server, client, tmp_path):
     await add_agent(server.database_url, user_id=1, name="juana", numbers=["+18449263376"])
     await answer(client, server, "CA" + "d" * 32)
-    result = cli(["reconcile", "--older-than", "0"], server_env(server.database_url), tmp_path)
+    result = run_cli(["reconcile", "--older-than", "0"], server_env(server.database_url), tmp_path)
     assert result.returncode == 0 and "1 flagged stale" in result.stdout
     body = await graphql(client, QUERY % ("d" * 32), headers=auth(1))
     assert body["data"]["usage"]["a"]["status"] == "ACTIVE"
     assert body["data"]["usage"]["current"]["totalCalls"] == 0
-    recent = cli(["reconcile"], server_env(server.database_url), tmp_path)  # default: 4 hours idle
+    recent = run_cli(["reconcile"], server_env(server.database_url), tmp_path)  # default: 4 hours idle
     assert "checked 0 stale calls" in recent.stdout
 
 
@@ -151,5 +147,5 @@ async def test_calls_never_asked_about_come_first_and_errors_exit_non_zero(serve
     unreachable = server_env(
         server.database_url, TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_API_BASE="http://127.0.0.1:1"
     )
-    result = cli(["reconcile", "--older-than", "0"], unreachable, tmp_path)
+    result = run_cli(["reconcile", "--older-than", "0"], unreachable, tmp_path)
     assert result.returncode == 1 and "2 errors" in result.stdout, (result.stdout, result.stderr)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import httpx
@@ -18,6 +16,7 @@ from tests.factories import (
     call_events,
     make_token,
     post_callback,
+    run_cli,
     start_server,
 )
 from tests.ws_client import Subscriber
@@ -190,14 +189,7 @@ async def test_no_secret_is_ever_logged(database_url, tmp_path):
             await client.post("/graphql", json={"query": "{ usage { current { month } } }"}, headers=auth(1))
         env = dict(handle_env(database_url), STRIPE_API_KEY=secrets["STRIPE_API_KEY"])
         outputs = [
-            subprocess.run(
-                [sys.executable, "-m", "callmeter", *args],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            run_cli(args, env, tmp_path, timeout=60)
             for args in (["token", "--user", "1"], ["invoice", "--month", "2025-13"], ["migrate"])
         ]
         import os

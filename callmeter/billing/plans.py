@@ -56,15 +56,15 @@ class Plan:
 # The id the default plan (pay-as-you-go at PRICE_PER_MINUTE, not stored) goes by in the API.
 DEFAULT_PLAN_ID = "default"
 
-# A user's plan assignments as (from month, plan), oldest first.
-Schedule = Sequence[tuple[Month, Plan]]
+# A user's plan assignments as (from month, plan; None: back to the default plan), oldest first.
+Schedule = Sequence[tuple[Month, Plan | None]]
 
 
 def plan_in_force(schedule: Schedule, month: Month, default: Plan) -> Plan:
-    """The plan billing `month` by a schedule of (from month, plan), oldest first: the latest
-    assignment starting on or before it, else the default plan."""
+    """The plan billing `month` by a schedule: the latest assignment starting on or before it,
+    else the default plan."""
     in_force = [plan for start, plan in schedule if start <= month]
-    return in_force[-1] if in_force else default
+    return (in_force[-1] if in_force else None) or default
 
 
 def pay_as_you_go(rate_per_minute: Decimal, name: str = "Pay as you go") -> Plan:

@@ -16,9 +16,8 @@ from typing import Any
 
 import asyncpg
 import databases
-from sqlalchemy import make_url, text
+from sqlalchemy import make_url
 
-from callmeter.db.prepared import Prepared
 from callmeter.errors import ConfigError, DatabaseUnavailableError, unreachable_reason
 from callmeter.settings import sqlite_path
 
@@ -147,41 +146,3 @@ class Database:
     async def ping(self) -> None:
         async with self.connection() as conn:
             await conn.fetch_val("SELECT 1")
-
-
-def is_postgres(conn: Connection) -> bool:
-    return conn._backend._dialect.name == "postgresql"  # type: ignore[attr-defined]
-
-
-_LOCK_USER_BILLING = Prepared(text("SELECT pg_advisory_xact_lock(:key)"))
-
-
-async def lock_user_billing(conn: Connection, *, user_id: int) -> None:
-    """Serialise, until the transaction ends, everything that rates one user's calls.
-
-    A completed call and a plan change for the same user must not interleave, or a call could be
-    rated by a plan that is being replaced. PostgreSQL: a transaction-scoped advisory lock keyed
-    by the user; SQLite: write transactions are already serialised.
-    """
-    if is_postgres(conn):
-        await _LOCK_USER_BILLING.execute(conn, key=user_id)
-
-
-@asynccontextmanager
-async def job_lock(db: Database, *, name: str) -> AsyncIterator[bool]:
-    """Whether this process may run the named periodic job now (one process of a deployment at a time).
-
-    PostgreSQL: a session advisory lock on a connection held for the job, released after it. SQLite:
-    one process by design, so always. Not a transaction: the job's own writes run in theirs.
-    """
-    if db.is_sqlite:
-        yield True
-        return
-    key = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "big", signed=True)
-    async with db.connection() as conn:
-        locked = bool(await conn.fetch_val(text("SELECT pg_try_advisory_lock(:key)").bindparams(key=key)))
-        try:
-            yield locked
-        finally:
-            if locked:
-                await conn.execute(text("SELECT pg_advisory_unlock(:key)").bindparams(key=key))

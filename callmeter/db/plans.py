@@ -68,14 +68,11 @@ _PLAN_SCHEDULE = Prepared(
 )
 
 
-async def plan_schedule(conn: Connection, *, user_id: int, default_plan: Plan) -> list[tuple[Month, Plan]]:
-    """All of a user's plan assignments as (from month, plan), oldest first."""
+async def plan_schedule(conn: Connection, *, user_id: int) -> list[tuple[Month, Plan | None]]:
+    """All of a user's plan assignments as (from month, plan; None: the default plan), oldest first."""
     rows = await _PLAN_SCHEDULE.fetch_all(conn, user_id=user_id)
     return [
-        (
-            Month.stored(row["from_month"]),
-            default_plan if row["assigned_plan_id"] is None else plan_from_record(row),
-        )
+        (Month.stored(row["from_month"]), None if row["assigned_plan_id"] is None else plan_from_record(row))
         for row in rows
     ]
 

@@ -34,8 +34,9 @@ from callmeter.call_lifecycle import (
 from callmeter.db import events, plans, usage
 from callmeter.db.agents import find_agent_owner
 from callmeter.db.bus import LiveBus
-from callmeter.db.connection import Connection, Database, lock_user_billing
+from callmeter.db.connection import Connection, Database
 from callmeter.db.live import LiveEvent
+from callmeter.db.locks import lock_user_billing
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import call_usage
 from callmeter.db.types import to_decimal, to_utc

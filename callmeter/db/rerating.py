@@ -31,7 +31,7 @@ async def rerate_months(
         .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month >= str(from_month))
         .order_by(monthly_usage.c.month)
     )
-    schedule = await plan_schedule(conn, user_id=user_id, default_plan=default_plan)
+    schedule = await plan_schedule(conn, user_id=user_id)
     rerated = []
     for record in months:
         month = Month.stored(record["month"])

@@ -10,7 +10,8 @@ from callmeter.billing.adjustments import billed_usage, pending_adjustments
 from callmeter.billing.invoices import Draft, InvoiceView, draft_invoice
 from callmeter.billing.usage import billable_months
 from callmeter.db import invoices, plans, usage
-from callmeter.db.connection import Connection, lock_user_billing
+from callmeter.db.connection import Connection
+from callmeter.db.locks import lock_user_billing
 from callmeter.errors import BadInputError
 from callmeter.months import Month
 from callmeter.resolvers.services import Services
@@ -23,7 +24,7 @@ async def _draft(conn: Connection, services: Services, *, user_id: int, month: M
     invoiced, adjustments = await invoices.invoiced_months(conn, user_id=user_id, before=month)
     pending = []
     if invoiced:
-        schedule = await plans.plan_schedule(conn, user_id=user_id, default_plan=default_plan)
+        schedule = await plans.plan_schedule(conn, user_id=user_id)
         used = await usage.fetch_months(conn, user_id=user_id, first=invoiced[0].month, last=month)
         pending = pending_adjustments(
             billed_usage(invoiced, adjustments),
@@ -49,7 +50,7 @@ async def invoices_of(services: Services, *, user_id: int) -> list[InvoiceView]:
     current = Month.current()
     async with services.db.connection() as conn:
         views = {view.month: view for view in await invoices.fetch_invoices(conn, user_id=user_id)}
-        schedule = await plans.plan_schedule(conn, user_id=user_id, default_plan=services.default_plan)
+        schedule = await plans.plan_schedule(conn, user_id=user_id)
         used = await usage.fetch_months(conn, user_id=user_id, last=current)
         open_months = billable_months(schedule, used, last=current, default_plan=services.default_plan)
         for month in {*open_months, current} - views.keys():

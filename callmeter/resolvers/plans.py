@@ -7,7 +7,7 @@ from decimal import Decimal
 from callmeter.billing.money import MoneyError, parse_money
 from callmeter.billing.plans import DEFAULT_PLAN_ID, Plan, PlanError, PlanKind, Tier, validate_plan
 from callmeter.db import plans
-from callmeter.db.connection import lock_user_billing
+from callmeter.db.locks import lock_user_billing
 from callmeter.db.rerating import rerate_months
 from callmeter.errors import BadInputError, NotFoundError
 from callmeter.inputs import parse_id

@@ -31,7 +31,7 @@ async def history(
         rows = {
             row.month: row for row in await usage.fetch_months(conn, user_id=user_id, first=first, last=last)
         }
-        schedule = await plans.plan_schedule(conn, user_id=user_id, default_plan=services.default_plan)
+        schedule = await plans.plan_schedule(conn, user_id=user_id)
     first = first or min(rows, default=last)
     if first > last:
         raise BadInputError("history: `from` is after `to`")

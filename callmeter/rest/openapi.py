@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from callmeter.call_lifecycle import CallStatus
 from callmeter.months import MONTH_PATTERN
 
 _ERROR = {
@@ -44,7 +45,7 @@ _CALL = {
         "cost_usd": {"type": "number"},
         "started_at": {"type": ["string", "null"]},
         "ended_at": {"type": ["string", "null"]},
-        "status": {"type": "string", "enum": ["active", "completed", "failed"]},
+        "status": {"type": "string", "enum": [status.value for status in CallStatus]},
     },
 }
 _USER_ID = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from decimal import Decimal
 
 import strawberry
@@ -80,13 +81,7 @@ class InvoiceLine:
 
     @classmethod
     def from_value(cls, line: billing_invoices.InvoiceLine) -> InvoiceLine:
-        return cls(
-            position=line.position,
-            description=line.description,
-            quantity=line.quantity,
-            unit_price_usd=line.unit_price_usd,
-            amount_usd=line.amount_usd,
-        )
+        return cls(**asdict(line))
 
 
 @strawberry.type

@@ -12,6 +12,7 @@ Event streams (`callEvents`, `usageUpdated`) must not replay the past and are ex
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -150,19 +151,19 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Any = None,
     ) -> Any:
         key = shared_key(query, variable_values, operation_name, context_value)
-        start = super().stream
-        arguments = dict(
-            query=query,
-            variable_values=variable_values,
-            context_value=context_value,
-            root_value=root_value,
-            operation_name=operation_name,
-            operation_extensions=operation_extensions,
-            allowed_operation_types=allowed_operation_types,
+        start = functools.partial(
+            super().stream,
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
         )
         if key is None or operation_extensions:
-            return await start(**arguments)
-        return self._shared.join(key, lambda: start(**arguments))
+            return await start()
+        return self._shared.join(key, start)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
+from typing import Any, TypeVar
 
 import strawberry
 
 from callmeter.resolvers import live
 from callmeter.resolvers.scope import target_user
+from callmeter.resolvers.services import Services
 from callmeter.schema.context import Info
 from callmeter.schema.types import Call, CallEventKind, MonthlyUsage
+
+T = TypeVar("T")
 
 
 @strawberry.type
@@ -19,33 +23,38 @@ class CallEvent:
     call: Call
 
 
+async def _mapped(
+    info: Info,
+    user_id: strawberry.ID | None,
+    stream: Callable[..., AsyncGenerator[Any, None]],
+    shape: Callable[[Any], T],
+) -> AsyncGenerator[T, None]:
+    """The viewer's (or, for an admin, `user_id`'s) stream, each item mapped with fresh loaders."""
+    services: Services = info.context.services
+    owner = target_user(info.context.require_viewer(), user_id)
+    async with aclosing(stream(services, user_id=owner)) as items:
+        async for item in items:
+            info.context.renew_loaders()
+            yield shape(item)
+
+
 @strawberry.type
 class Subscription:
     @strawberry.subscription
-    async def active_calls(
-        self, info: Info, user_id: strawberry.ID | None = None
-    ) -> AsyncGenerator[list[Call], None]:
-        owner = target_user(info.context.require_viewer(), user_id)
-        async with aclosing(live.active_call_lists(info.context.services, user_id=owner)) as lists:
-            async for rows in lists:
-                info.context.renew_loaders()
-                yield [Call.from_row(row) for row in rows]
+    def active_calls(self, info: Info, user_id: strawberry.ID | None = None) -> AsyncIterator[list[Call]]:
+        return _mapped(
+            info, user_id, live.active_call_lists, lambda rows: [Call.from_row(row) for row in rows]
+        )
 
     @strawberry.subscription
-    async def call_events(
-        self, info: Info, user_id: strawberry.ID | None = None
-    ) -> AsyncGenerator[CallEvent, None]:
-        owner = target_user(info.context.require_viewer(), user_id)
-        async with aclosing(live.call_changes(info.context.services, user_id=owner)) as changes:
-            async for kind, row in changes:
-                info.context.renew_loaders()
-                yield CallEvent(kind=kind, call=Call.from_row(row))
+    def call_events(self, info: Info, user_id: strawberry.ID | None = None) -> AsyncIterator[CallEvent]:
+        return _mapped(
+            info,
+            user_id,
+            live.call_changes,
+            lambda change: CallEvent(kind=change[0], call=Call.from_row(change[1])),
+        )
 
     @strawberry.subscription
-    async def usage_updated(
-        self, info: Info, user_id: strawberry.ID | None = None
-    ) -> AsyncGenerator[MonthlyUsage, None]:
-        owner = target_user(info.context.require_viewer(), user_id)
-        async with aclosing(live.usage_changes(info.context.services, user_id=owner)) as summaries:
-            async for summary in summaries:
-                yield MonthlyUsage.from_summary(summary)
+    def usage_updated(self, info: Info, user_id: strawberry.ID | None = None) -> AsyncIterator[MonthlyUsage]:
+        return _mapped(info, user_id, live.usage_changes, MonthlyUsage.from_summary)

@@ -17,7 +17,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from callmeter.call_lifecycle import CallEventKind
 from callmeter.db import calls
-from callmeter.db.connection import job_lock
+from callmeter.db.locks import job_lock
 from callmeter.db.recording import record_status_callback
 from callmeter.outbound.twilio_api import fetch_call, final_event, twilio_client
 from callmeter.resolvers.services import Services
