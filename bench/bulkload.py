@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from callmeter.months import Month
+from callmeter.months import UTC_CALENDAR
 
 RATE = "0.05"  # per minute: bench.common.service_env's PRICE_PER_MINUTE
 
@@ -86,7 +86,7 @@ async def load(
     for statement in drops:
         await conn.execute(statement)
     started = time.perf_counter()
-    month = Month.current()
+    month = UTC_CALENDAR.current()
     schedule = []
     for _ in range(months):
         schedule.append(month)
@@ -96,7 +96,7 @@ async def load(
         begin = datetime(month.year, month.month, 1, tzinfo=UTC)
         following = month.next()
         end = datetime(following.year, following.month, 1, tzinfo=UTC)
-        if month == Month.current():
+        if month == UTC_CALENDAR.current():
             end = min(end, now)
         count = per_month + (calls - per_month * months if i == months - 1 else 0)
         await conn.execute(MONTH_SQL, str(month), count, round(heavy_share * 1000), users, begin, end)

@@ -27,7 +27,7 @@ import jwt  # noqa: E402
 
 from bench.bulkload import load  # noqa: E402
 from bench.common import JWT_SECRET, create_database, drop_database, percentile, serve  # noqa: E402
-from callmeter.months import Month  # noqa: E402
+from callmeter.months import UTC_CALENDAR  # noqa: E402
 
 CALL_FIELDS = "callSid callFrom callTo status durationSeconds costUsd startedAt endedAt agent { name }"
 MONTH_FIELDS = "month totalCalls totalSeconds totalMinutes totalCostUsd usageChargeUsd"
@@ -38,7 +38,7 @@ def graphql(query: str) -> tuple[str, dict]:
 
 
 def reads(deep_cursor: str) -> dict[str, tuple[str, dict]]:
-    last_month = str(Month.current().previous())
+    last_month = str(UTC_CALENDAR.current().previous())
     page = f"edges {{ cursor node {{ {CALL_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }}"
     return {
         "usage { current }": graphql(f"{{ usage {{ current {{ {MONTH_FIELDS} }} }} }}"),

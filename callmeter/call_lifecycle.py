@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from callmeter.months import Month
+from callmeter.months import Calendar
 
 # "created" is the state of a call row before its first event is applied; Twilio never sends it.
 CREATED = "created"
@@ -100,14 +100,17 @@ def new_call_state(event: StatusCallback) -> CallState:
     return CallState(twilio_status=CREATED, status=CallStatus.ACTIVE, first_event_at=event.timestamp)
 
 
-def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, CallEventKind | None]:
-    """The call after `event`, and what kind of change that was (None: nothing changed)."""
+def apply_event(
+    state: CallState, event: StatusCallback, calendar: Calendar
+) -> tuple[CallState, CallEventKind | None]:
+    """The call after `event`, and what kind of change that was (None: nothing changed). The
+    customer's `calendar` says which month a moment is in (see `_answered_late`)."""
     first_event_at = min(state.first_event_at, event.timestamp)
     if state.rank == FINAL_RANK or event.rank <= state.rank:
         # A late or repeated event never moves a call back; it may only reveal an earlier first
         # event (when a call that was never answered sorts), or when a completed call was answered.
         revised = replace(state, first_event_at=first_event_at)
-        if _answered_late(state, event):
+        if _answered_late(state, event, calendar):
             revised = replace(revised, started_at=event.timestamp)
         return revised, None
     status = "in-progress" if event.call_status == "answered" else event.call_status
@@ -145,11 +148,11 @@ def apply_event(state: CallState, event: StatusCallback) -> tuple[CallState, Cal
     return ended, CallEventKind.ENDED
 
 
-def _answered_late(state: CallState, event: StatusCallback) -> bool:
+def _answered_late(state: CallState, event: StatusCallback, calendar: Calendar) -> bool:
     """True for the answer of a completed call whose start was estimated as its end minus its
     duration (the `completed` event came first). The estimate is replaced by the answer's time, as
-    if the events had come in order, unless that would move the call to another month: its month's
-    totals are already billed, so there the estimate stays."""
+    if the events had come in order, unless that would move the call to another month of the
+    customer's calendar: its month's totals are already billed, so there the estimate stays."""
     if state.status is not CallStatus.COMPLETED or event.rank != 2 or state.started_at is None:
         return False
     estimated = state.ended_at is not None and state.started_at == state.ended_at - timedelta(
@@ -158,5 +161,5 @@ def _answered_late(state: CallState, event: StatusCallback) -> bool:
     return (
         estimated
         and event.timestamp != state.started_at
-        and Month.of(event.timestamp) == Month.of(state.started_at)
+        and calendar.month_of(event.timestamp) == calendar.month_of(state.started_at)
     )

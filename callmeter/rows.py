@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from callmeter.call_lifecycle import CallStatus
-from callmeter.months import Month
+from callmeter.months import Calendar, Month
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,11 @@ class AgentUsageRow:
     total_calls: int
     total_seconds: int
     total_cost_usd: Decimal
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    """A billed user: their billing calendar (the zone in force for each month)."""
+
+    user_id: int
+    calendar: Calendar

@@ -20,7 +20,8 @@ from starlette.datastructures import Secret
 
 from callmeter.billing.money import MoneyError, parse_money
 from callmeter.billing.plans import Plan, pay_as_you_go
-from callmeter.errors import ConfigError
+from callmeter.errors import BadInputError, ConfigError
+from callmeter.months import Calendar, check_zone
 
 DEFAULT_DATABASE_URL = "sqlite:///./callmeter.db"
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "xxx", "todo"}
@@ -43,6 +44,7 @@ class Settings:
     twilio_api_base: str | None = None
     reconcile_after_seconds: float = 4 * 3600
     reconcile_interval_seconds: float = 600
+    billing_timezone: str = "UTC"  # of customers not seen before; each keeps the zone they got
 
     @property
     def is_sqlite(self) -> bool:
@@ -52,6 +54,11 @@ class Settings:
     def default_plan(self) -> Plan:
         """The plan of users without an assignment: pay-as-you-go at PRICE_PER_MINUTE."""
         return pay_as_you_go(self.price_per_minute)
+
+    @cached_property
+    def default_calendar(self) -> Calendar:
+        """The billing calendar a customer gets when first seen: `BILLING_TIMEZONE`."""
+        return Calendar.of_zone(self.billing_timezone)
 
 
 def sqlite_path(database_url: str) -> Path | None:
@@ -123,7 +130,15 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         twilio_api_base=config("TWILIO_API_BASE", default=None),
         reconcile_after_seconds=_seconds(config, "RECONCILE_AFTER_SECONDS", 4 * 3600),
         reconcile_interval_seconds=_seconds(config, "RECONCILE_INTERVAL_SECONDS", 600),
+        billing_timezone=_zone(config("BILLING_TIMEZONE", default="UTC")),
     )
+
+
+def _zone(name: str) -> str:
+    try:
+        return check_zone(name.strip())
+    except BadInputError:
+        raise ConfigError(f"BILLING_TIMEZONE: {name[:70]!r} is not an IANA time zone name") from None
 
 
 def _seconds(config: Config, name: str, default: float) -> float:

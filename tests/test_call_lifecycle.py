@@ -6,6 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from callmeter.call_lifecycle import CallEventKind, CallStatus, StatusCallback, apply_event, new_call_state
+from callmeter.months import UTC_CALENDAR
 
 T0 = datetime(2026, 2, 18, 14, 30, tzinfo=UTC)
 
@@ -26,7 +27,7 @@ def replay(events: list[StatusCallback]):
     state = new_call_state(events[0])
     changes = []
     for item in events:
-        state, change = apply_event(state, item)
+        state, change = apply_event(state, item, UTC_CALENDAR)
         changes.append(change)
     return state, changes
 
@@ -60,7 +61,7 @@ def test_a_final_status_is_never_left_and_duplicates_change_nothing():
         event("busy", T0 + timedelta(hours=1), duration=0),
         event("completed", T0 + timedelta(hours=1), duration=9999, sequence=9),
     ]:
-        assert apply_event(state, late) == (state, None)
+        assert apply_event(state, late, UTC_CALENDAR) == (state, None)
 
 
 def test_failed_finals_cost_nothing_and_have_no_start():

@@ -13,7 +13,7 @@ from callmeter.call_lifecycle import CallEventKind, StatusCallback
 from callmeter.db import plans, usage
 from callmeter.db.recording import record_status_callback
 from callmeter.db.rerating import rerate_months
-from callmeter.months import Month
+from callmeter.months import UTC_CALENDAR, Month
 from tests.factories import add_agent, open_db
 
 DEFAULT = pay_as_you_go(Decimal("0.05"))
@@ -43,7 +43,12 @@ async def db(clean_database):
 
 async def record(db, item: StatusCallback, agent_id: int | None = None):
     return await record_status_callback(
-        db, event=item, form={"CallSid": item.call_sid}, agent_id=agent_id, default_plan=DEFAULT
+        db,
+        event=item,
+        form={"CallSid": item.call_sid},
+        agent_id=agent_id,
+        default_plan=DEFAULT,
+        default_calendar=UTC_CALENDAR,
     )
 
 

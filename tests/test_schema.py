@@ -49,7 +49,12 @@ async def execute(services: Services, document: str, viewer: Viewer | None, **va
 async def record(services: Services, form: dict[str, str]) -> None:
     event = parse_status_callback(form, received_at=datetime.now(UTC))
     await record_status_callback(
-        services.db, event=event, form=form, agent_id=None, default_plan=services.default_plan
+        services.db,
+        event=event,
+        form=form,
+        agent_id=None,
+        default_plan=services.default_plan,
+        default_calendar=services.settings.default_calendar,
     )
 
 

@@ -32,6 +32,7 @@ SAMPLE_ARGUMENTS = {
     "fromMonth": '"2026-01"',
     "planId": '"1"',
     "userId": '"2"',
+    "timezone": '"America/New_York"',
     "input": None,  # filled per mutation below
 }
 MUTATION_INPUTS = {

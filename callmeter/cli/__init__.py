@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from callmeter.cli import agents, invoices, plans, reconcile, service, simulate, tokens
+from callmeter.cli import agents, customers, invoices, plans, reconcile, service, simulate, tokens
 from callmeter.errors import CallmeterError
 
 
@@ -23,6 +23,7 @@ for command in (
     service.migrate,
     tokens.token,
     agents.agent,
+    customers.customer,
     simulate.simulate,
     plans.plan,
     invoices.invoice,

@@ -23,8 +23,8 @@ from twilio.request_validator import RequestValidator
 from callmeter.auth import issue_token
 from callmeter.cli.params import settings_of, with_services
 from callmeter.errors import BadInputError, unreachable_reason
-from callmeter.months import Month
 from callmeter.resolvers.agents import list_agents
+from callmeter.resolvers.customers import customer
 from callmeter.resolvers.services import Services
 from callmeter.rows import AgentRow
 from callmeter.webhooks.routes import CALLBACK_PATH
@@ -43,7 +43,7 @@ class SimulatedCall:
     events: list[dict[str, str]] = field(default_factory=list)
 
 
-def plan_call(rng: random.Random, agent: AgentRow, now: datetime) -> SimulatedCall:
+def plan_call(rng: random.Random, agent: AgentRow, now: datetime, month_start: datetime) -> SimulatedCall:
     outbound = rng.random() < 0.3
     answered = rng.random() < 0.85
     duration = max(1, int(rng.lognormvariate(4.5, 0.9))) if answered else None
@@ -66,9 +66,7 @@ def plan_call(rng: random.Random, agent: AgentRow, now: datetime) -> SimulatedCa
         "CallbackSource": "call-progress-events",
     }
     # Keep the whole call inside the current month so the before/after check is exact.
-    ring_at = max(
-        now - timedelta(seconds=(duration or 0) + 30), Month.of(now).starts_at + timedelta(seconds=1)
-    )
+    ring_at = max(now - timedelta(seconds=(duration or 0) + 30), month_start + timedelta(seconds=1))
     statuses = [("initiated", ring_at), ("ringing", ring_at + timedelta(seconds=1))]
     if duration is not None:
         answered_at = ring_at + timedelta(seconds=5)
@@ -156,7 +154,14 @@ async def run_simulation(
         raise BadInputError("no agents are registered: run `callmeter agent add` first")
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    calls = [plan_call(rng, rng.choice(agents), now) for _ in range(count)]
+    month_starts = {}  # by user: the start of their current month, in their billing zone
+    for user in {agent.user_id for agent in agents}:
+        calendar = (await customer(services, user_id=user)).calendar
+        month_starts[user] = calendar.starts_at(calendar.current(now))
+    calls = []
+    for _ in range(count):
+        agent = rng.choice(agents)
+        calls.append(plan_call(rng, agent, now, month_starts[agent.user_id]))
     signed_url = (settings.public_base_url or base_url) + CALLBACK_PATH
     validator = RequestValidator(str(settings.twilio_auth_tokens[0]))
     admin = issue_token(settings, user_id=1, admin=True, ttl=timedelta(minutes=30))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import asyncpg
 from sqlalchemy import bindparam, select
 
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
-from callmeter.db.tables import agent_numbers, agents
+from callmeter.db.tables import agent_numbers, agents, customers
 from callmeter.errors import BadInputError
 from callmeter.rows import AgentRow
 
@@ -57,22 +58,31 @@ async def fetch_agents(
     return list(found.values())
 
 
-_OWNER_BY_ID = Prepared(select(agents.c.id, agents.c.user_id).where(agents.c.id == bindparam("agent_id")))
+class AgentOwner(NamedTuple):
+    agent_id: int
+    user_id: int
+    timezones: str | None  # the customer's stored billing calendar; None: not seen yet
+
+
+_OWNER = select(agents.c.id, agents.c.user_id, customers.c.timezones).outerjoin(
+    customers, customers.c.user_id == agents.c.user_id
+)
+_OWNER_BY_ID = Prepared(_OWNER.where(agents.c.id == bindparam("agent_id")))
 _OWNER_BY_NUMBER = Prepared(
-    select(agents.c.id, agents.c.user_id)
-    .join(agent_numbers, agent_numbers.c.agent_id == agents.c.id)
-    .where(agent_numbers.c.number == bindparam("number"))
+    _OWNER.join(agent_numbers, agent_numbers.c.agent_id == agents.c.id).where(
+        agent_numbers.c.number == bindparam("number")
+    )
 )
 
 
 async def find_agent_owner(
     conn: Connection, *, agent_id: int | None = None, number: str | None = None
-) -> tuple[int, int] | None:
-    """(agent id, user id) of the agent with that id, else the one answering that number."""
+) -> AgentOwner | None:
+    """The owner of the agent with that id, else of the one answering that number."""
     if agent_id is not None:
         row = await _OWNER_BY_ID.fetch_one(conn, agent_id=agent_id)
     elif number:
         row = await _OWNER_BY_NUMBER.fetch_one(conn, number=number)
     else:
         return None
-    return (row["id"], row["user_id"]) if row else None
+    return AgentOwner(row["id"], row["user_id"], row["timezones"]) if row else None

@@ -32,15 +32,16 @@ from callmeter.call_lifecycle import (
     apply_event,
 )
 from callmeter.db import events, plans, usage
-from callmeter.db.agents import find_agent_owner
+from callmeter.db.agents import AgentOwner, find_agent_owner
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Connection, Database
+from callmeter.db.customers import ensure_customer, stored_calendar
 from callmeter.db.live import LiveEvent
 from callmeter.db.locks import lock_user_billing
 from callmeter.db.prepared import Prepared
-from callmeter.db.tables import call_usage
+from callmeter.db.tables import call_usage, customers
 from callmeter.db.types import to_decimal, to_utc
-from callmeter.months import Month
+from callmeter.months import Calendar, Month
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,13 @@ class RecordOutcome:
     month_usage: MonthTotals | None = None  # set when a completed call was counted
 
 
-# The call's row, locked until the transaction ends: concurrent events of one call take turns.
+# The call's row, locked until the transaction ends: concurrent events of one call take turns;
+# with its customer's billing calendar (NULL: a customer not seen yet).
 _LOCK_CALL = Prepared(
-    select(call_usage).where(call_usage.c.call_sid == bindparam("call_sid")).with_for_update()
+    select(call_usage, customers.c.timezones)
+    .outerjoin(customers, customers.c.user_id == call_usage.c.user_id)
+    .where(call_usage.c.call_sid == bindparam("call_sid"))
+    .with_for_update(of=call_usage)
 )
 _CREATE_CALL = Prepared(
     insert(call_usage).on_conflict_do_nothing(index_elements=["call_sid"]).returning(*call_usage.c),
@@ -118,8 +123,10 @@ async def record_status_callback(
     form: Mapping[str, str],
     agent_id: int | None,
     default_plan: Plan,
+    default_calendar: Calendar,
     bus: LiveBus | None = None,
 ) -> RecordOutcome:
+    """Record one callback; a customer seen for the first time gets `default_calendar`."""
     announced = None
     try:
         async with db.transaction() as conn:
@@ -129,10 +136,13 @@ async def record_status_callback(
             created = False
             if row is not None:
                 owner = (row["agent_id"], row["user_id"])
+                calendar = await _calendar(conn, row["user_id"], row["timezones"], default_calendar)
             else:
-                owner = await _find_owner(conn, event=event, agent_id=agent_id)
-                if owner is not None:
-                    row, created = await _create_call(conn, event=event, owner=owner)
+                found = await _find_owner(conn, event=event, agent_id=agent_id)
+                owner = found and (found.agent_id, found.user_id)
+                if found is not None:
+                    calendar = await _calendar(conn, found.user_id, found.timezones, default_calendar)
+                    row, created = await _create_call(conn, event=event, owner=found, calendar=calendar)
             event_id = await events.insert_event(
                 conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
             )
@@ -142,7 +152,9 @@ async def record_status_callback(
                 return RecordOutcome(stored=False, attributed=owner is not None)
             if owner is None:
                 return RecordOutcome(stored=True, attributed=False)
-            outcome = await _advance_call(conn, row=row, event=event, default_plan=default_plan)
+            outcome = await _advance_call(
+                conn, row=row, event=event, default_plan=default_plan, calendar=calendar
+            )
             if bus is not None and outcome.call is not None and outcome.change is not None:
                 announced = LiveEvent(
                     user_id=outcome.call.user_id,
@@ -159,10 +171,15 @@ async def record_status_callback(
     return outcome
 
 
-async def _find_owner(
-    conn: Connection, *, event: StatusCallback, agent_id: int | None
-) -> tuple[int, int] | None:
-    """(agent id, user id) of a new call: the agent the callback names, else the one on its number."""
+async def _calendar(conn: Connection, user_id: int, stored: str | None, default: Calendar) -> Calendar:
+    """The customer's billing calendar; a customer seen for the first time is given `default`."""
+    if stored is not None:
+        return stored_calendar(stored)
+    return (await ensure_customer(conn, user_id=user_id, calendar=default)).calendar
+
+
+async def _find_owner(conn: Connection, *, event: StatusCallback, agent_id: int | None) -> AgentOwner | None:
+    """The owner of a new call: the agent the callback names, else the one on its number."""
     if agent_id is not None:
         return await find_agent_owner(conn, agent_id=agent_id)
     number = event.call_from if event.is_outbound else event.call_to
@@ -174,14 +191,14 @@ class _Duplicate(Exception):
 
 
 async def _create_call(
-    conn: Connection, *, event: StatusCallback, owner: tuple[int, int]
+    conn: Connection, *, event: StatusCallback, owner: AgentOwner, calendar: Calendar
 ) -> tuple[Mapping[str, Any], bool]:
     """Create the call at its first event; a concurrent first event of the same call just waits."""
     row = await _CREATE_CALL.fetch_one(
         conn,
         call_sid=event.call_sid,
-        user_id=owner[1],
-        agent_id=owner[0],
+        user_id=owner.user_id,
+        agent_id=owner.agent_id,
         call_from=event.call_from,
         call_to=event.call_to,
         direction=event.direction,
@@ -193,7 +210,7 @@ async def _create_call(
         cost_usd=Decimal(0),
         first_event_at=event.timestamp,
         sort_at=event.timestamp,
-        month=str(Month.of(event.timestamp)),
+        month=str(calendar.month_of(event.timestamp)),
         updated_at=datetime.now(UTC),
     )
     if row is not None:
@@ -203,7 +220,12 @@ async def _create_call(
 
 
 async def _advance_call(
-    conn: Connection, *, row: Mapping[str, Any], event: StatusCallback, default_plan: Plan
+    conn: Connection,
+    *,
+    row: Mapping[str, Any],
+    event: StatusCallback,
+    default_plan: Plan,
+    calendar: Calendar,
 ) -> RecordOutcome:
     before = CallState(
         twilio_status=row["twilio_status"],
@@ -213,10 +235,10 @@ async def _advance_call(
         ended_at=_utc(row["ended_at"]),
         duration_seconds=row["duration_seconds"],
     )
-    after, change = apply_event(before, event)
+    after, change = apply_event(before, event, calendar)
     if after == before:
         return RecordOutcome(stored=True, attributed=True)
-    month = Month.of(after.sort_at)
+    month = calendar.month_of(after.sort_at)
     charge = CallCharge(row["billable_seconds"], to_decimal(row["cost_usd"]))
     position, totals = row["month_position"], None
     if change is CallEventKind.ENDED and after.status is CallStatus.COMPLETED:

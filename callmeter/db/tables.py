@@ -192,3 +192,14 @@ stripe_customers = Table(
     Column("user_id", BigInteger, primary_key=True),
     Column("customer_id", String(64), nullable=False),
 )
+
+
+# One row per customer (a user who is billed), made when they are first seen. `timezones` is the
+# billing calendar: JSON [["0001-01", "UTC"], ["2027-01", "America/New_York"]], oldest first.
+customers = Table(
+    "customers",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("timezones", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

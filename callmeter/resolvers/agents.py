@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from callmeter.db import agents
+from callmeter.db import agents, customers
 from callmeter.errors import BadInputError
 from callmeter.inputs import is_one_line
 from callmeter.resolvers.services import Services
@@ -34,6 +34,7 @@ def validate_agent(name: str, numbers: Sequence[str]) -> tuple[str, list[str]]:
 async def create_agent(services: Services, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:
     name, cleaned = validate_agent(name, numbers)
     async with services.db.transaction() as conn:
+        await customers.ensure_customer(conn, user_id=user_id, calendar=services.settings.default_calendar)
         return await agents.insert_agent(conn, user_id=user_id, name=name, numbers=cleaned)
 
 

@@ -6,6 +6,8 @@ writes what finalization decides, each user's month in one transaction under the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from callmeter.billing.adjustments import billed_usage, pending_adjustments
 from callmeter.billing.invoices import Draft, InvoiceView, draft_invoice
 from callmeter.billing.usage import billable_months
@@ -13,7 +15,8 @@ from callmeter.db import invoices, plans, usage
 from callmeter.db.connection import Connection
 from callmeter.db.locks import lock_user_billing
 from callmeter.errors import BadInputError
-from callmeter.months import Month
+from callmeter.months import UTC_CALENDAR, Month
+from callmeter.resolvers.customers import calendar_of
 from callmeter.resolvers.services import Services
 
 
@@ -47,8 +50,8 @@ async def invoice_for(services: Services, *, user_id: int, month: Month) -> Invo
 async def invoices_of(services: Services, *, user_id: int) -> list[InvoiceView]:
     """Newest month first: every finalized invoice, and a live draft for this month and for every
     earlier month with usage or a fixed fee that is not finalized."""
-    current = Month.current()
     async with services.db.connection() as conn:
+        current = (await calendar_of(conn, services, user_id=user_id)).current()
         views = {view.month: view for view in await invoices.fetch_invoices(conn, user_id=user_id)}
         schedule = await plans.plan_schedule(conn, user_id=user_id)
         used = await usage.fetch_months(conn, user_id=user_id, last=current)
@@ -77,13 +80,19 @@ async def month_invoices(services: Services, *, month: Month, user_id: int | Non
 async def finalize_month(
     services: Services, *, month: Month, user_id: int | None = None
 ) -> list[InvoiceView]:
-    """Finalize every invoice owed for a closed month (idempotent: finalized ones are returned)."""
-    if month >= Month.current():
-        raise BadInputError(f"{month} is not closed yet: only a past month can be finalized")
+    """Finalize every invoice owed for `month` by the customers for whom it is over in their zone
+    (idempotent: finalized ones are returned). The others wait for a later call; a month over for
+    none of them, or not over for the one named, is bad input."""
+    now = datetime.now(UTC)
+    closed, still_open = [], []
     async with services.db.connection() as conn:
-        users = [user_id] if user_id else await invoices.users_to_invoice(conn, month=month)
+        for user in [user_id] if user_id else await invoices.users_to_invoice(conn, month=month):
+            over = (await calendar_of(conn, services, user_id=user)).current(now) > month
+            (closed if over else still_open).append(user)
+    if not closed and (still_open or month >= UTC_CALENDAR.current(now)):
+        raise BadInputError(f"{month} is not closed yet: only a past month can be finalized")
     finalized = []
-    for user in users:
+    for user in closed:
         async with services.db.transaction() as conn:
             # Under the user's billing lock a completing call is either in this invoice or later.
             await lock_user_billing(conn, user_id=user)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from callmeter.billing.money import MoneyError, parse_money
 from callmeter.billing.plans import DEFAULT_PLAN_ID, Plan, PlanError, PlanKind, Tier, validate_plan
-from callmeter.db import plans
+from callmeter.db import customers, plans
 from callmeter.db.locks import lock_user_billing
 from callmeter.db.rerating import rerate_months
 from callmeter.errors import BadInputError, NotFoundError
@@ -82,6 +82,7 @@ async def assign_plan(services: Services, *, user_id: int, plan_id: int | None, 
     default_plan = services.default_plan
     async with services.db.transaction() as conn:
         await lock_user_billing(conn, user_id=user_id)
+        await customers.ensure_customer(conn, user_id=user_id, calendar=services.settings.default_calendar)
         plan = default_plan if plan_id is None else await plans.fetch_plan(conn, plan_id=plan_id)
         if plan is None:
             raise NotFoundError(f"there is no plan {plan_id}")

@@ -6,10 +6,11 @@ import strawberry
 
 from callmeter.inputs import parse_id
 from callmeter.months import Month
-from callmeter.resolvers import agents, events, invoices, plans
+from callmeter.resolvers import agents, customers, events, invoices, plans
 from callmeter.resolvers.scope import require_admin, target_user
 from callmeter.schema.billing import Invoice, Plan, PlanInput
 from callmeter.schema.context import Info
+from callmeter.schema.customers import Customer
 from callmeter.schema.types import Agent, WebhookEvent
 from callmeter.schema.usage import Usage
 
@@ -26,6 +27,11 @@ class Query:
     @strawberry.field
     def usage(self, info: Info, user_id: strawberry.ID | None = None) -> Usage:
         return Usage(user_id=target_user(info.context.require_viewer(), user_id))
+
+    @strawberry.field(description="The viewer's customer record; admins may name anyone.")
+    async def customer(self, info: Info, user_id: strawberry.ID | None = None) -> Customer:
+        owner = target_user(info.context.require_viewer(), user_id)
+        return Customer.from_row(await customers.customer(info.context.services, user_id=owner))
 
     @strawberry.field
     async def agents(self, info: Info, user_id: strawberry.ID | None = None) -> list[Agent]:
@@ -84,6 +90,22 @@ class Mutation:
             from_month=Month.parse(from_month),
         )
         return Plan.from_value(plan)
+
+    @strawberry.mutation(
+        description="Bill the customer's months in timezone from the start of fromMonth (later than "
+        "their current month). Admin only."
+    )
+    async def set_billing_timezone(
+        self, info: Info, user_id: strawberry.ID, timezone: str, from_month: str
+    ) -> Customer:
+        require_admin(info.context.require_viewer())
+        row = await customers.set_billing_timezone(
+            info.context.services,
+            user_id=parse_id(user_id, "userId"),
+            timezone=timezone,
+            from_month=Month.parse(from_month),
+        )
+        return Customer.from_row(row)
 
     @strawberry.mutation
     async def finalize_invoices(self, info: Info, month: str) -> list[Invoice]:

@@ -8,9 +8,10 @@ from typing import Annotated
 import strawberry
 
 from callmeter.months import Month
-from callmeter.resolvers import calls, invoices, usage
+from callmeter.resolvers import calls, customers, invoices, usage
 from callmeter.schema.billing import Invoice
 from callmeter.schema.context import Info
+from callmeter.schema.customers import Customer
 from callmeter.schema.types import (
     AgentUsage,
     Call,
@@ -27,6 +28,10 @@ class Usage:
     user_id: strawberry.Private[int]
 
     @strawberry.field
+    async def customer(self, info: Info) -> Customer:
+        return Customer.from_row(await customers.customer(info.context.services, user_id=self.user_id))
+
+    @strawberry.field(description="This month in the customer's billing time zone.")
     async def current(self, info: Info) -> MonthlyUsage:
         summary = await usage.current_usage(info.context.services, user_id=self.user_id)
         return MonthlyUsage.from_summary(summary)

@@ -70,6 +70,7 @@ async def twilio_status_callback(request: Request) -> Response:
             form=form,
             agent_id=agent_id,
             default_plan=settings.default_plan,
+            default_calendar=settings.default_calendar,
             bus=services.bus,
         )
     except DatabaseUnavailableError as exc:

@@ -79,7 +79,13 @@ async def reconcile_stale_calls(services: Services, *, idle_seconds: float) -> R
             "CallDuration": str(event.call_duration or 0),
         }
         outcome = await record_status_callback(
-            db, event=event, form=form, agent_id=None, default_plan=services.default_plan, bus=services.bus
+            db,
+            event=event,
+            form=form,
+            agent_id=None,
+            default_plan=services.default_plan,
+            default_calendar=services.settings.default_calendar,
+            bus=services.bus,
         )
         if outcome.change is CallEventKind.ENDED:
             closed += 1

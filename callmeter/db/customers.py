@@ -1,0 +1,64 @@
+"""`customers`: one row per billed user, made when they are first seen, with their billing calendar."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert
+
+from callmeter.db.connection import Connection
+from callmeter.db.prepared import Prepared
+from callmeter.db.tables import customers
+from callmeter.months import Calendar, calendar_from, calendar_to
+from callmeter.rows import CustomerRow
+
+
+def stored_calendar(text: str) -> Calendar:
+    return calendar_from(json.loads(text))
+
+
+def _customer(row: Mapping[str, Any]) -> CustomerRow:
+    return CustomerRow(user_id=row["user_id"], calendar=stored_calendar(row["timezones"]))
+
+
+_FETCH = Prepared(select(customers).where(customers.c.user_id == bindparam("user_id")))
+_FETCH_LOCKED = Prepared(
+    select(customers).where(customers.c.user_id == bindparam("user_id")).with_for_update()
+)
+_CREATE = Prepared(
+    insert(customers).on_conflict_do_nothing(index_elements=["user_id"]),
+    columns=("user_id", "timezones", "created_at"),
+)
+
+
+async def fetch_customer(conn: Connection, *, user_id: int, lock: bool = False) -> CustomerRow | None:
+    """The customer, or None if never seen; `lock` holds their row until the transaction ends."""
+    row = await (_FETCH_LOCKED if lock else _FETCH).fetch_one(conn, user_id=user_id)
+    return _customer(row) if row else None
+
+
+async def ensure_customer(
+    conn: Connection, *, user_id: int, calendar: Calendar, lock: bool = False
+) -> CustomerRow:
+    """The customer, made now with `calendar` (the default for new customers) if never seen."""
+    found = await fetch_customer(conn, user_id=user_id, lock=lock)
+    if found is not None:
+        return found
+    await _CREATE.execute(
+        conn, user_id=user_id, timezones=json.dumps(calendar_to(calendar)), created_at=datetime.now(UTC)
+    )
+    made = await fetch_customer(conn, user_id=user_id, lock=lock)
+    assert made is not None
+    return made
+
+
+async def save_calendar(conn: Connection, *, user_id: int, calendar: Calendar) -> None:
+    await conn.execute(
+        customers.update()
+        .where(customers.c.user_id == user_id)
+        .values(timezones=json.dumps(calendar_to(calendar)))
+    )
