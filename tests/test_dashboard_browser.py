@@ -218,3 +218,26 @@ async def test_assets_are_served_and_local_only(server):
         assert not re.search(
             r"(src|href)=[\"']?https?://|@import\s+url\(\s*[\"']?https?://|from [\"']https?://", body
         )
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_the_page_shows_the_customers_billing_zone_and_their_months(server, client, page):
+    from callmeter.db.customers import ensure_customer
+    from callmeter.months import Calendar
+    from tests.factories import open_db
+
+    zone = "Pacific/Kiritimati"  # UTC+14: its month is ahead of UTC's for 14 hours of every 1st
+    db = await open_db(server.database_url)
+    async with db.transaction() as conn:
+        await ensure_customer(conn, user_id=1, calendar=Calendar.of_zone(zone))
+    await db.disconnect()
+    current = (await client.get("/api/usage/current", headers=auth(1))).json()["month"]
+    assert current == str(Calendar.of_zone(zone).current())
+    await page.goto(f"{server.base_url}/?token={make_token(1)}")
+    await page.wait_for_selector("#dashboard:not([hidden])")
+    assert await page.text_content("#billing-zone") == f"Months in {zone} time"
+    assert (await page.text_content("#plan-name")).startswith(current)
+    assert await page.input_value("#invoice-month") == current
+    assert await page.locator("#chart rect").count() == 12
+    last = (await page.locator("#chart title").all_text_contents())[-1]
+    assert last.startswith(f"{current}:"), last

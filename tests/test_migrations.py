@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from callmeter.db.migrate import async_url
+from callmeter.db.connection import Database
+from callmeter.db.migrate import alembic_config, async_url
 from callmeter.db.tables import metadata
+from tests.conftest import ADMIN_URL, BACKENDS, require_backend
+from tests.factories import create_pg_database, drop_pg_database
 
 
 async def test_migrations_match_the_tables(database_url):
@@ -20,3 +30,49 @@ async def test_migrations_match_the_tables(database_url):
     finally:
         await engine.dispose()
     assert differences == []
+
+
+@pytest.fixture
+def empty_database_url(request, tmp_path) -> Iterator[str]:
+    """A database of the backend `request.param` with no schema at all."""
+    require_backend(request.param)
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    url = create_pg_database(ADMIN_URL, f"callmeter_migrate_{secrets.token_hex(4)}")
+    yield url
+    drop_pg_database(ADMIN_URL, url)
+
+
+@pytest.mark.parametrize("empty_database_url", BACKENDS, indirect=True)
+async def test_customers_migration_keeps_data_and_makes_every_known_user_utc(empty_database_url):
+    url = empty_database_url
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0005")
+    db = Database(url, min_size=1, max_size=1)
+    await db.connect()
+    try:
+        async with db.transaction() as conn:
+            now = "2026-09-30 23:00:00+00"
+            await conn.execute(f"INSERT INTO agents (user_id, name, created_at) VALUES (3, 'a', '{now}')")
+            await conn.execute(
+                "INSERT INTO monthly_usage (user_id, month, total_calls, total_seconds, billable_seconds, "
+                f"usage_charge_usd, updated_at) VALUES (4, '2026-09', 2, 120, 120, 0.10, '{now}')"
+            )
+            await conn.execute(
+                "INSERT INTO plan_assignments (user_id, from_month, assigned_at) "
+                f"VALUES (3, '2026-10', '{now}')"
+            )
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        async with db.connection() as conn:
+            found = [
+                (row[0], row[1])
+                for row in await conn.fetch_all("SELECT user_id, timezones FROM customers ORDER BY 1")
+            ]
+            kept = await conn.fetch_one("SELECT total_calls, usage_charge_usd FROM monthly_usage")
+            assert await conn.fetch_val("SELECT count(*) FROM agents") == 1
+        assert found == [(3, '[["0001-01","UTC"]]'), (4, '[["0001-01","UTC"]]')]
+        assert (kept[0], Decimal(str(kept[1]))) == (2, Decimal("0.10"))
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0005")  # and back again
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    finally:
+        await db.disconnect()

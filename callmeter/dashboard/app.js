@@ -3,6 +3,7 @@
 
 const TOKEN_KEY = "callmeter.token";
 const PAGE_SIZE = 20;
+const CHART_MONTHS = 12;
 const $ = (id) => document.getElementById(id);
 
 const money = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
@@ -24,6 +25,7 @@ class ServiceDown extends Error {}
 
 const state = {
   token: null, claims: null, userId: null, cursors: [null], page: 0, status: "", plan: null, live: null, retry: null,
+  invoiceMonthChosen: false,
 };
 
 function claimsOf(token) {
@@ -111,9 +113,11 @@ function showProblem(error) {
 
 // ---------- data ----------
 
-const SUMMARY = `query($u: ID, $from: String!, $to: String!) { usage(userId: $u) {
+// history runs to the customer's current month (its default): months are theirs, not the browser's.
+const SUMMARY = `query($u: ID, $from: String!) { usage(userId: $u) {
+  customer { billingTimezone }
   current { month totalCalls totalMinutes totalCostUsd plan { name kind ratePerMinute overageRatePerMinute tiers { ratePerMinute } } }
-  history(from: $from, to: $to) { month totalMinutes totalCostUsd }
+  history(from: $from) { month totalMinutes totalCostUsd }
   agentUsage { agent { name } totalCalls totalMinutes totalCostUsd } } }`;
 
 const CALLS = `query($u: ID, $after: String, $status: CallStatus) { usage(userId: $u) {
@@ -124,19 +128,17 @@ const CALLS = `query($u: ID, $after: String, $status: CallStatus) { usage(userId
 const INVOICE = `query($u: ID, $m: String!) { usage(userId: $u) { invoice(month: $m) {
   number status totalUsd pdfUrl lines { position description amountUsd } } } }`;
 
-function monthsBack(count) {
+// One month more than the chart shows: the customer's month may be a month behind UTC's.
+function chartStart() {
   const now = new Date();
-  const at = (offset) => {
-    const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - offset, 1));
-    return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}`;
-  };
-  return { from: at(count - 1), to: at(0) };
+  const d = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - CHART_MONTHS, 1));
+  return { from: `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, "0")}` };
 }
 
 async function refresh() {
   if (!state.token) return;
   try {
-    const data = await gql(SUMMARY, { ...scope(), ...monthsBack(12) });
+    const data = await gql(SUMMARY, { ...scope(), ...chartStart() });
     $("banner").hidden = true;
     $("dashboard").hidden = false;
     renderSummary(data.usage);
@@ -154,7 +156,9 @@ function renderSummary(usage) {
   $("total-minutes").textContent = oneDecimal.format(current.totalMinutes);
   $("total-cost").textContent = formatMoney(current.totalCostUsd);
   $("plan-name").textContent = `${current.month} · ${current.plan.name}`;
-  renderChart(usage.history);
+  $("billing-zone").textContent = `Months in ${usage.customer.billingTimezone} time`;
+  if (!state.invoiceMonthChosen) $("invoice-month").value = current.month;
+  renderChart(usage.history.slice(-CHART_MONTHS));
   const rows = usage.agentUsage.map((row) => tableRow([
     row.agent?.name ?? "(no agent)", whole.format(row.totalCalls), oneDecimal.format(row.totalMinutes),
     formatMoney(row.totalCostUsd)], [false, true, true, true]));
@@ -349,7 +353,7 @@ function tick() {
 
 async function refreshTotals() {
   try {
-    renderSummary((await gql(SUMMARY, { ...scope(), ...monthsBack(12) })).usage);
+    renderSummary((await gql(SUMMARY, { ...scope(), ...chartStart() })).usage);
     $("banner").hidden = true;
     await Promise.all([loadCalls(), loadInvoice()]);
   } catch (error) {
@@ -370,7 +374,7 @@ function init() {
   });
   $("next-page").addEventListener("click", () => { state.page += 1; loadCalls().catch(showProblem); });
   $("prev-page").addEventListener("click", () => { state.page = Math.max(0, state.page - 1); loadCalls().catch(showProblem); });
-  $("invoice-month").addEventListener("change", loadInvoice);
+  $("invoice-month").addEventListener("change", () => { state.invoiceMonthChosen = true; loadInvoice(); });
   $("invoice-pdf").addEventListener("click", () => downloadPdf().catch(showProblem));
   $("user-id").addEventListener("change", (event) => {
     const id = Number(event.target.value);

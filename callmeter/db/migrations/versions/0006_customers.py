@@ -31,18 +31,20 @@ KNOWN_USERS = """
 
 
 def upgrade() -> None:
-    customers = op.create_table(
+    op.create_table(
         "customers",
         sa.Column("user_id", sa.BigInteger(), nullable=False),
         sa.Column("timezones", sa.Text(), nullable=False),
         sa.Column("created_at", callmeter.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("user_id"),
     )
-    known = op.get_bind().execute(sa.text(KNOWN_USERS)).scalars().all()
-    now = datetime.now(UTC)
-    op.bulk_insert(
-        customers,
-        [{"user_id": user_id, "timezones": UTC_ONLY, "created_at": now} for user_id in sorted(known)],
+    # One statement, however many users: nothing is read into this process.
+    op.get_bind().execute(
+        sa.text(
+            "INSERT INTO customers (user_id, timezones, created_at) "
+            f"SELECT user_id, :zones, :now FROM ({KNOWN_USERS}) AS known"
+        ).bindparams(sa.bindparam("now", type_=callmeter.db.types.UTCDateTime())),
+        {"zones": UTC_ONLY, "now": datetime.now(UTC)},
     )
 
 
