@@ -26,6 +26,8 @@ from callmeter.resolvers.services import open_services
 from callmeter.schema.view import make_graphql_app
 from callmeter.settings import Settings, load_settings
 from callmeter.webhooks.routes import CALLBACK_PATH, count_refused_body, twilio_status_callback
+from callmeter.webhooks.voice import VOICE_PATH, twilio_voice
+from callmeter.workers.enforcement import enforce_periodically
 from callmeter.workers.reconciliation import reconcile_periodically
 
 DASHBOARD = Path(__file__).with_name("dashboard")
@@ -86,6 +88,8 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
             workers = []
             if settings.reconcile_interval_seconds > 0:
                 workers.append(asyncio.create_task(reconcile_periodically(services)))
+            if settings.enforce_interval_seconds > 0:
+                workers.append(asyncio.create_task(enforce_periodically(services)))
             try:
                 yield
             finally:
@@ -104,6 +108,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route(CALLBACK_PATH, twilio_status_callback, methods=["POST"]),
+            Route(VOICE_PATH, twilio_voice, methods=["POST"]),
             *rest.routes,
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),

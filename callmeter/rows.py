@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from callmeter.billing.limits import NO_LIMITS, Limits
 from callmeter.call_lifecycle import CallStatus
 from callmeter.months import Calendar, Month
 
@@ -18,6 +19,7 @@ class AgentRow:
     user_id: int
     name: str
     phone_numbers: tuple[str, ...]
+    voice_url: str | None = None  # where the voice gate sends an allowed call
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class CallRow:
     sort_at: datetime
     month: Month
     stale_at: datetime | None = None
+    terminated_reason: str | None = None  # why spend control ended it
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,20 @@ class AgentUsageRow:
 
 @dataclass(frozen=True)
 class CustomerRow:
-    """A billed user: their billing calendar (the zone in force for each month)."""
+    """A billed user: their billing calendar (the zone in force for each month), their prepaid
+    balance (None: postpaid, no grant yet) and their spending limits."""
 
     user_id: int
     calendar: Calendar
+    balance_usd: Decimal | None = None
+    limits: Limits = NO_LIMITS
+
+
+@dataclass(frozen=True)
+class CreditGrantRow:
+    id: int
+    user_id: int
+    amount_usd: Decimal
+    description: str | None
+    created_at: datetime
+    balance_after_usd: Decimal

@@ -44,6 +44,7 @@ class Settings:
     twilio_api_base: str | None = None
     reconcile_after_seconds: float = 4 * 3600
     reconcile_interval_seconds: float = 600
+    enforce_interval_seconds: float = 1  # how often spend control looks for calls to end
     billing_timezone: str = "UTC"  # of customers not seen before; each keeps the zone they got
 
     @property
@@ -130,6 +131,7 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         twilio_api_base=config("TWILIO_API_BASE", default=None),
         reconcile_after_seconds=_seconds(config, "RECONCILE_AFTER_SECONDS", 4 * 3600),
         reconcile_interval_seconds=_seconds(config, "RECONCILE_INTERVAL_SECONDS", 600),
+        enforce_interval_seconds=_seconds(config, "ENFORCE_INTERVAL_SECONDS", 1),
         billing_timezone=_zone(config("BILLING_TIMEZONE", default="UTC")),
     )
 

@@ -13,7 +13,13 @@ from callmeter.db.tables import monthly_usage
 from callmeter.db.types import to_decimal, to_utc
 from tests.factories import open_db
 
-INSERT = Prepared(monthly_usage.insert(), columns=tuple(column.name for column in monthly_usage.c))
+# Every column that must be given (not the credit columns: nullable or with a server default).
+INSERT = Prepared(
+    monthly_usage.insert(),
+    columns=tuple(
+        column.name for column in monthly_usage.c if not column.nullable and column.server_default is None
+    ),
+)
 BY_USER = Prepared(
     select(monthly_usage)
     .where(monthly_usage.c.user_id == bindparam("user_id"))

@@ -76,3 +76,41 @@ async def test_customers_migration_keeps_data_and_makes_every_known_user_utc(emp
         await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
     finally:
         await db.disconnect()
+
+
+@pytest.mark.parametrize("empty_database_url", BACKENDS, indirect=True)
+async def test_spend_control_migration_keeps_every_customer_postpaid_without_limits(empty_database_url):
+    url = empty_database_url
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0006")
+    db = Database(url, min_size=1, max_size=1)
+    await db.connect()
+    try:
+        async with db.transaction() as conn:
+            now = "2026-09-30 23:00:00+00"
+            await conn.execute(
+                "INSERT INTO customers (user_id, timezones, created_at) "
+                f"VALUES (3, '[[\"0001-01\",\"UTC\"]]', '{now}')"
+            )
+            await conn.execute(f"INSERT INTO agents (user_id, name, created_at) VALUES (3, 'a', '{now}')")
+            await conn.execute(
+                "INSERT INTO monthly_usage (user_id, month, total_calls, total_seconds, billable_seconds, "
+                f"usage_charge_usd, updated_at) VALUES (3, '2026-09', 2, 120, 120, 0.10, '{now}')"
+            )
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        async with db.connection() as conn:
+            customer = await conn.fetch_one(
+                "SELECT balance_usd, monthly_spend_cap_usd, max_concurrent_calls, enforce, low_balance_usd "
+                "FROM customers"
+            )
+            month = await conn.fetch_one(
+                "SELECT usage_charge_usd, credit_base_usd, drawn_usd, invoiced_drawn_usd FROM monthly_usage"
+            )
+            agent = await conn.fetch_one("SELECT name, voice_url FROM agents")
+        assert [customer[i] for i in range(5)] == [None, None, None, False, None]
+        assert Decimal(str(month[0])) == Decimal("0.10") and month[1] is None
+        assert (Decimal(str(month[2])), Decimal(str(month[3]))) == (0, 0)
+        assert (agent[0], agent[1]) == ("a", None)
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0006")
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    finally:
+        await db.disconnect()

@@ -12,6 +12,7 @@ import pytest
 from tests.factories import (
     JWT_SECRET,
     TWILIO_TOKEN,
+    add_agent,
     auth,
     call_events,
     make_token,
@@ -33,11 +34,15 @@ SAMPLE_ARGUMENTS = {
     "planId": '"1"',
     "userId": '"2"',
     "timezone": '"America/New_York"',
+    "agentId": '"1"',  # the walk registers an agent of user 2 and names it here
+    "amountUsd": '"1.00"',
+    "idempotencyKey": '"k1"',
     "input": None,  # filled per mutation below
 }
 MUTATION_INPUTS = {
     "createAgent": '{userId: "2", name: "x", phoneNumbers: ["+15550000000"]}',
     "createPlan": '{name: "x", kind: PAY_AS_YOU_GO, ratePerMinute: "0.05"}',
+    "setLimits": "{maxConcurrentCalls: 1}",
 }
 ADMIN_ONLY_QUERIES = {"unattributedEvents"}
 
@@ -128,6 +133,8 @@ def test_the_walk_covers_every_root_and_usage_field(schema_types):
 
 async def test_every_user_data_field_refuses_another_user_and_no_token(server, schema_types):
     schema, types = schema_types
+    agent = await add_agent(server.database_url, user_id=2, name="theirs", numbers=[])
+    SAMPLE_ARGUMENTS["agentId"] = f'"{agent}"'
     async with httpx.AsyncClient(base_url=server.base_url) as client:
         for name, document in user_data_operations(schema, types):
             as_other = (await client.post("/graphql", json={"query": document}, headers=auth(1))).json()

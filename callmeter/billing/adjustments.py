@@ -44,6 +44,7 @@ class InvoicedMonth:
     total_usd: Decimal  # the invoice's total, adjustments for other months included
     plan_id: int | None
     plan_name: str
+    credits_applied_usd: Decimal = Decimal(0)  # what prepaid credit paid of it
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,9 @@ def billed_usage(
         more = later.get(invoice.month, [])
         recorded = [(extra.plan_id, extra.plan_name) for extra in more if extra.plan_name is not None]
         plan_id, plan_name = ([(invoice.plan_id, invoice.plan_name)] + recorded)[-1]
-        # The invoice's own charge is its total less the adjustments it carried for other months.
-        own = invoice.total_usd - carried.get(invoice.invoice_id, Decimal(0))
+        # The invoice's own charge is its charges less the adjustments it carried for other months.
+        charged = invoice.total_usd + invoice.credits_applied_usd
+        own = charged - carried.get(invoice.invoice_id, Decimal(0))
         result.append(
             BilledUsage(
                 month=invoice.month,

@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from callmeter.billing.adjustments import Adjustment, BilledUsage, billed_now
+from callmeter.billing.credits import CREDITS_APPLIED, credits_applied
 from callmeter.billing.money import EXACT, format_usd, per_minute, round_cents
 from callmeter.billing.plans import (
     Plan,
@@ -66,10 +67,12 @@ class Draft:
     billed: BilledUsage
     usage_charge_usd: Decimal
     adjustments: tuple[Adjustment, ...]
+    credits_applied_usd: Decimal = Decimal("0.00")
 
     @property
     def owes_nothing(self) -> bool:
-        return self.billed.calls == 0 and not self.adjustments and self.view.total_usd == 0
+        charges = self.view.total_usd + self.credits_applied_usd
+        return self.billed.calls == 0 and not self.adjustments and charges == 0
 
 
 def minutes(seconds: int) -> Decimal:
@@ -176,12 +179,33 @@ def invoice_total(lines: Sequence[InvoiceLine]) -> Decimal:
     return sum((line.amount_usd for line in lines), start=Decimal("0.00"))
 
 
-def draft_invoice(totals: MonthTotals, plan: Plan, pending: Sequence[Adjustment]) -> Draft:
-    """The live draft of the month of `totals`, carrying the pending adjustments of earlier months."""
+@dataclass(frozen=True)
+class Credit:
+    """A prepaid customer's credit as an invoice sees it (billing/credits.py)."""
+
+    charged_usd: Decimal  # what the invoice's months charged to the balance since their last invoice
+    left_usd: Decimal  # credit granted and not applied to an earlier invoice
+
+
+def draft_invoice(
+    totals: MonthTotals, plan: Plan, pending: Sequence[Adjustment], credit: Credit | None = None
+) -> Draft:
+    """The live draft of the month of `totals`, carrying the pending adjustments of earlier months,
+    and for a prepaid customer the credit it applies."""
     lines = build_invoice_lines(
         plan, month=totals.month, billable_seconds=totals.billable_seconds, adjustments=pending
     )
+    applied = Decimal("0.00")
+    if credit is not None:
+        applied = credits_applied(
+            charged_usd=credit.charged_usd,
+            invoice_charges_usd=invoice_total(lines),
+            credit_left_usd=credit.left_usd,
+        )
+    if applied:
+        quantity = line_quantity(Decimal(1))
+        lines.append(InvoiceLine(len(lines) + 1, CREDITS_APPLIED, quantity, -applied, -applied))
     view = InvoiceView(
         totals.user_id, totals.month, InvoiceStatus.DRAFT, None, tuple(lines), invoice_total(lines)
     )
-    return Draft(view, plan, billed_now(totals, plan), totals.usage_charge_usd, tuple(pending))
+    return Draft(view, plan, billed_now(totals, plan), totals.usage_charge_usd, tuple(pending), applied)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from callmeter.cli import agents, customers, invoices, plans, reconcile, service, simulate, tokens
+from callmeter.cli import agents, credits, customers, invoices, plans, reconcile, service, simulate, tokens
 from callmeter.errors import CallmeterError
 
 
@@ -24,6 +24,8 @@ for command in (
     tokens.token,
     agents.agent,
     customers.customer,
+    credits.credits,
+    credits.limits,
     simulate.simulate,
     plans.plan,
     invoices.invoice,

@@ -19,10 +19,17 @@ def agent() -> None:
 @click.option(
     "--number", "numbers", multiple=True, required=True, help="E.164 number the agent answers (repeatable)."
 )
+@click.option("--voice-url", default=None, help="Where the voice gate sends an allowed call (TwiML URL).")
 @click.pass_context
-def agent_add(ctx: click.Context, user_id: int, name: str, numbers: tuple[str, ...]) -> None:
+def agent_add(
+    ctx: click.Context, user_id: int, name: str, numbers: tuple[str, ...], voice_url: str | None
+) -> None:
     """Register a voice agent and the numbers it answers."""
     row = with_services(
-        ctx, lambda services: agents.create_agent(services, user_id=user_id, name=name, numbers=numbers)
+        ctx,
+        lambda services: agents.create_agent(
+            services, user_id=user_id, name=name, numbers=numbers, voice_url=voice_url
+        ),
     )
-    click.echo(f"agent {row.id} ({row.name}) for user {row.user_id}: {', '.join(row.phone_numbers)}")
+    gate = f" (voice gate to {row.voice_url})" if row.voice_url else ""
+    click.echo(f"agent {row.id} ({row.name}) for user {row.user_id}: {', '.join(row.phone_numbers)}{gate}")

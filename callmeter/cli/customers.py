@@ -2,22 +2,41 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import click
 
+from callmeter.billing.money import format_usd
 from callmeter.cli.params import ID, MONTH, with_services
 from callmeter.months import Month
 from callmeter.resolvers import customers
 from callmeter.rows import CustomerRow
 
 
+def _usd(amount: Decimal | None, none: str = "none") -> str:
+    return none if amount is None else format_usd(amount)
+
+
 def describe(row: CustomerRow) -> str:
     schedule = "; ".join(f"{name} from {start}" for start, name in row.calendar.zones)
-    return f"customer {row.user_id}\n  billing time zone: {row.calendar.timezone_now()} ({schedule})"
+    limits = row.limits
+    calls = "none" if limits.max_concurrent_calls is None else str(limits.max_concurrent_calls)
+    return "\n".join(
+        [
+            f"customer {row.user_id}",
+            f"  billing time zone: {row.calendar.timezone_now()} ({schedule})",
+            f"  balance: {_usd(row.balance_usd, 'postpaid (no credit granted)')}",
+            f"  monthly spend cap: {_usd(limits.monthly_spend_cap_usd)}",
+            f"  max concurrent calls: {calls}",
+            f"  enforce: {'yes' if limits.enforce else 'no'}",
+            f"  low balance: {_usd(limits.low_balance_usd)}",
+        ]
+    )
 
 
 @click.group()
 def customer() -> None:
-    """Customers: billing time zone."""
+    """Customers: billing time zone, balance and limits."""
 
 
 @customer.command("show")

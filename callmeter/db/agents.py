@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -17,7 +18,9 @@ from callmeter.errors import BadInputError
 from callmeter.rows import AgentRow
 
 
-async def insert_agent(conn: Connection, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:
+async def insert_agent(
+    conn: Connection, *, user_id: int, name: str, numbers: Sequence[str], voice_url: str | None = None
+) -> AgentRow:
     """Register an agent; the caller's transaction makes it all-or-nothing."""
     taken = await conn.fetch_all(
         select(agent_numbers.c.number).where(agent_numbers.c.number.in_(list(numbers)))
@@ -26,7 +29,7 @@ async def insert_agent(conn: Connection, *, user_id: int, name: str, numbers: Se
         raise BadInputError(f"phone number {taken[0]['number']} already belongs to an agent")
     agent_id = await conn.fetch_val(
         agents.insert()
-        .values(user_id=user_id, name=name, created_at=datetime.now(UTC))
+        .values(user_id=user_id, name=name, created_at=datetime.now(UTC), voice_url=voice_url)
         .returning(agents.c.id)
     )
     try:
@@ -34,16 +37,16 @@ async def insert_agent(conn: Connection, *, user_id: int, name: str, numbers: Se
             await conn.execute(agent_numbers.insert().values(number=number, agent_id=agent_id))
     except (asyncpg.UniqueViolationError, sqlite3.IntegrityError):
         raise BadInputError("a phone number was registered by another agent just now") from None
-    return AgentRow(agent_id, user_id, name, tuple(numbers))
+    return AgentRow(agent_id, user_id, name, tuple(numbers), voice_url)
 
 
 async def fetch_agents(
     conn: Connection, *, user_id: int | None = None, ids: Sequence[int] | None = None
 ) -> list[AgentRow]:
     """Agents of one user, or the agents with the given ids, with their numbers, by id."""
-    query = select(agents.c.id, agents.c.user_id, agents.c.name, agent_numbers.c.number).outerjoin(
-        agent_numbers, agent_numbers.c.agent_id == agents.c.id
-    )
+    query = select(
+        agents.c.id, agents.c.user_id, agents.c.name, agents.c.voice_url, agent_numbers.c.number
+    ).outerjoin(agent_numbers, agent_numbers.c.agent_id == agents.c.id)
     if user_id is not None:
         query = query.where(agents.c.user_id == user_id)
     if ids is not None:
@@ -51,9 +54,9 @@ async def fetch_agents(
     rows = await conn.fetch_all(query.order_by(agents.c.id, agent_numbers.c.number))
     found: dict[int, AgentRow] = {}
     for row in rows:
-        agent = found.get(row["id"]) or AgentRow(row["id"], row["user_id"], row["name"], ())
+        agent = found.get(row["id"]) or AgentRow(row["id"], row["user_id"], row["name"], (), row["voice_url"])
         if row["number"] is not None:
-            agent = AgentRow(agent.id, agent.user_id, agent.name, (*agent.phone_numbers, row["number"]))
+            agent = replace(agent, phone_numbers=(*agent.phone_numbers, row["number"]))
         found[row["id"]] = agent
     return list(found.values())
 
@@ -62,9 +65,10 @@ class AgentOwner(NamedTuple):
     agent_id: int
     user_id: int
     timezones: str | None  # the customer's stored billing calendar; None: not seen yet
+    voice_url: str | None = None
 
 
-_OWNER = select(agents.c.id, agents.c.user_id, customers.c.timezones).outerjoin(
+_OWNER = select(agents.c.id, agents.c.user_id, customers.c.timezones, agents.c.voice_url).outerjoin(
     customers, customers.c.user_id == agents.c.user_id
 )
 _OWNER_BY_ID = Prepared(_OWNER.where(agents.c.id == bindparam("agent_id")))
@@ -85,4 +89,4 @@ async def find_agent_owner(
         row = await _OWNER_BY_NUMBER.fetch_one(conn, number=number)
     else:
         return None
-    return AgentOwner(row["id"], row["user_id"], row["timezones"]) if row else None
+    return AgentOwner(row["id"], row["user_id"], row["timezones"], row["voice_url"]) if row else None

@@ -44,6 +44,7 @@ def call_row(row: Mapping[str, Any]) -> CallRow:
         sort_at=to_utc(row["sort_at"]),
         month=Month.stored(row["month"]),
         stale_at=row["stale_at"] and to_utc(row["stale_at"]),
+        terminated_reason=row["terminated_reason"],
     )
 
 
@@ -104,13 +105,12 @@ async def list_calls(
     return [call_row(row) for row in await query.fetch_all(conn, **params)]
 
 
-async def list_active_calls(conn: Connection, *, user_id: int) -> list[CallRow]:
-    """The calls of a user that have been answered and not yet ended, newest first."""
-    query = _CALL_COLUMNS.where(
-        call_usage.c.user_id == user_id,
-        call_usage.c.status == CallStatus.ACTIVE,
-        call_usage.c.started_at.is_not(None),
-    ).order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc())
+async def list_active_calls(conn: Connection, *, user_id: int, answered: bool = True) -> list[CallRow]:
+    """The calls of a user not yet in a final status (only the answered ones if `answered`), newest first."""
+    conditions = [call_usage.c.user_id == user_id, call_usage.c.status == CallStatus.ACTIVE]
+    if answered:
+        conditions.append(call_usage.c.started_at.is_not(None))
+    query = _CALL_COLUMNS.where(*conditions).order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc())
     return [call_row(row) for row in await conn.fetch_all(query)]
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
+from callmeter.billing.limits import Limits
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import customers
+from callmeter.db.types import to_decimal
 from callmeter.months import Calendar, calendar_from, calendar_to
 from callmeter.rows import CustomerRow
 
@@ -21,8 +24,22 @@ def stored_calendar(text: str) -> Calendar:
     return calendar_from(json.loads(text))
 
 
+def _money(value: Any) -> Decimal | None:
+    return None if value is None else to_decimal(value)
+
+
 def _customer(row: Mapping[str, Any]) -> CustomerRow:
-    return CustomerRow(user_id=row["user_id"], calendar=stored_calendar(row["timezones"]))
+    return CustomerRow(
+        user_id=row["user_id"],
+        calendar=stored_calendar(row["timezones"]),
+        balance_usd=_money(row["balance_usd"]),
+        limits=Limits(
+            monthly_spend_cap_usd=_money(row["monthly_spend_cap_usd"]),
+            max_concurrent_calls=row["max_concurrent_calls"],
+            enforce=bool(row["enforce"]),
+            low_balance_usd=_money(row["low_balance_usd"]),
+        ),
+    )
 
 
 _FETCH = Prepared(select(customers).where(customers.c.user_id == bindparam("user_id")))
@@ -31,7 +48,7 @@ _FETCH_LOCKED = Prepared(
 )
 _CREATE = Prepared(
     insert(customers).on_conflict_do_nothing(index_elements=["user_id"]),
-    columns=("user_id", "timezones", "created_at"),
+    columns=("user_id", "timezones", "created_at", "enforce"),
 )
 
 
@@ -49,7 +66,11 @@ async def ensure_customer(
     if found is not None:
         return found
     await _CREATE.execute(
-        conn, user_id=user_id, timezones=json.dumps(calendar_to(calendar)), created_at=datetime.now(UTC)
+        conn,
+        user_id=user_id,
+        timezones=json.dumps(calendar_to(calendar)),
+        created_at=datetime.now(UTC),
+        enforce=False,
     )
     made = await fetch_customer(conn, user_id=user_id, lock=lock)
     assert made is not None
@@ -61,4 +82,17 @@ async def save_calendar(conn: Connection, *, user_id: int, calendar: Calendar) -
         customers.update()
         .where(customers.c.user_id == user_id)
         .values(timezones=json.dumps(calendar_to(calendar)))
+    )
+
+
+async def save_limits(conn: Connection, *, user_id: int, limits: Limits) -> None:
+    await conn.execute(
+        customers.update()
+        .where(customers.c.user_id == user_id)
+        .values(
+            monthly_spend_cap_usd=limits.monthly_spend_cap_usd,
+            max_concurrent_calls=limits.max_concurrent_calls,
+            enforce=limits.enforce,
+            low_balance_usd=limits.low_balance_usd,
+        )
     )

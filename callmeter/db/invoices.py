@@ -95,6 +95,7 @@ async def invoiced_months(
             seconds=row["billed_seconds"],
             billable_seconds=row["billed_billable_seconds"],
             total_usd=to_decimal(row["total_usd"]),
+            credits_applied_usd=to_decimal(row["credits_applied_usd"]),
             plan_id=row["plan_id"],
             plan_name=row["plan_name"],
         )
@@ -135,6 +136,7 @@ async def insert_invoice(conn: Connection, *, draft: Draft) -> InvoiceView | Non
             billed_billable_seconds=billed.billable_seconds,
             billed_usage_charge_usd=draft.usage_charge_usd,
             total_usd=view.total_usd,
+            credits_applied_usd=draft.credits_applied_usd,
             finalized_at=datetime.now(UTC),
         )
         .on_conflict_do_nothing(index_elements=["user_id", "month"])

@@ -12,7 +12,7 @@ SELECT, the event INSERT, the call UPDATE, NOTIFY, COMMIT (bench/README.md has t
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
-from callmeter.billing.plans import Plan, billable_seconds
-from callmeter.billing.rating import CallCharge, rate_call
+from callmeter.billing.plans import Plan
+from callmeter.billing.rating import CallCharge
 from callmeter.billing.usage import MonthTotals
 from callmeter.call_lifecycle import (
     CREATED,
@@ -31,17 +31,18 @@ from callmeter.call_lifecycle import (
     StatusCallback,
     apply_event,
 )
-from callmeter.db import events, plans, usage
+from callmeter.db import events
 from callmeter.db.agents import AgentOwner, find_agent_owner
+from callmeter.db.authorizations import release_slot
 from callmeter.db.bus import LiveBus
+from callmeter.db.charging import rate_into_month
 from callmeter.db.connection import Connection, Database
 from callmeter.db.customers import ensure_customer, stored_calendar
 from callmeter.db.live import LiveEvent
-from callmeter.db.locks import lock_user_billing
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import call_usage, customers
 from callmeter.db.types import to_decimal, to_utc
-from callmeter.months import Calendar, Month
+from callmeter.months import Calendar
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,10 @@ async def record_status_callback(
     default_plan: Plan,
     default_calendar: Calendar,
     bus: LiveBus | None = None,
+    authorization_id: str | None = None,
 ) -> RecordOutcome:
-    """Record one callback; a customer seen for the first time gets `default_calendar`."""
+    """Record one callback; a customer seen for the first time gets `default_calendar`. The call's
+    first callback (or one naming its `authorization_id`) frees the slot the gate held for it."""
     announced = None
     try:
         async with db.transaction() as conn:
@@ -152,6 +155,10 @@ async def record_status_callback(
                 return RecordOutcome(stored=False, attributed=owner is not None)
             if owner is None:
                 return RecordOutcome(stored=True, attributed=False)
+            if created or authorization_id is not None:
+                await release_slot(
+                    conn, call_sid=event.call_sid, authorization_id=authorization_id, now=datetime.now(UTC)
+                )
             outcome = await _advance_call(
                 conn, row=row, event=event, default_plan=default_plan, calendar=calendar
             )
@@ -242,9 +249,10 @@ async def _advance_call(
     charge = CallCharge(row["billable_seconds"], to_decimal(row["cost_usd"]))
     position, totals = row["month_position"], None
     if change is CallEventKind.ENDED and after.status is CallStatus.COMPLETED:
-        charge, totals = await _rate_into_month(
+        charge, totals = await rate_into_month(
             conn,
             user_id=row["user_id"],
+            call_id=row["id"],
             month=month,
             duration=after.duration_seconds,
             default_plan=default_plan,
@@ -273,26 +281,6 @@ async def _advance_call(
         row["id"], row["user_id"], after.status, after.twilio_status, after.duration_seconds, charge.cost
     )
     return RecordOutcome(stored=True, attributed=True, call=call, change=change, month_usage=totals)
-
-
-async def _rate_into_month(
-    conn: Connection, *, user_id: int, month: Month, duration: int, default_plan: Plan
-) -> tuple[CallCharge, MonthTotals]:
-    """Add a completed call to its month: its charge (what it adds to the month's charge) and the
-    month after it."""
-    await lock_user_billing(conn, user_id=user_id)
-    plan = await plans.plan_for_month(conn, user_id=user_id, month=month) or default_plan
-    billable = billable_seconds(plan, duration)
-    totals = await usage.add_completed_call(
-        conn, user_id=user_id, month=month, seconds=duration, billable_seconds=billable
-    )
-    charge = rate_call(
-        plan, month_billable_before=totals.billable_seconds - billable, duration_seconds=duration
-    )
-    # The stored charge grows by exactly each call's cost, so the costs always add up to it.
-    totals = replace(totals, usage_charge_usd=totals.usage_charge_usd + charge.cost)
-    await usage.set_month_charge(conn, user_id=user_id, month=month, usage_charge_usd=totals.usage_charge_usd)
-    return charge, totals
 
 
 def _utc(value: object) -> datetime | None:

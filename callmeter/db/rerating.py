@@ -11,10 +11,12 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from callmeter.billing.plans import Plan, plan_in_force
+from callmeter.billing.credits import LedgerKind
+from callmeter.billing.plans import Plan, fixed_fee, plan_in_force
 from callmeter.billing.rating import rate_month
 from callmeter.billing.usage import MonthTotals
 from callmeter.call_lifecycle import CallStatus
+from callmeter.db import credits
 from callmeter.db.connection import Connection
 from callmeter.db.plans import plan_schedule
 from callmeter.db.tables import call_usage, monthly_usage
@@ -32,11 +34,24 @@ async def rerate_months(
         .order_by(monthly_usage.c.month)
     )
     schedule = await plan_schedule(conn, user_id=user_id)
+    balance = await credits.fetch_balance(conn, user_id=user_id)
     rerated = []
     for record in months:
         month = Month.stored(record["month"])
         plan = plan_in_force(schedule, month, default_plan)
-        rerated.append(await _rerate_month(conn, user_id=user_id, month=month, plan=plan))
+        totals = await _rerate_month(conn, user_id=user_id, month=month, plan=plan)
+        rerated.append(totals)
+        if balance is not None:
+            # A prepaid customer's balance follows the month's new total: a charge or a refund.
+            balance = await credits.settle(
+                conn,
+                user_id=user_id,
+                month=month,
+                total_cost_usd=fixed_fee(plan) + totals.usage_charge_usd,
+                balance=balance,
+                kind=LedgerKind.ADJUSTMENT,
+                description=f"re-rated by {plan.name}",
+            )
     return rerated
 
 

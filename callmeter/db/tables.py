@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -36,6 +38,7 @@ agents = Table(
     Column("user_id", BigInteger, nullable=False, index=True),
     Column("name", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("voice_url", String(2000)),  # where the voice gate redirects an allowed call
 )
 
 agent_numbers = Table(
@@ -70,6 +73,7 @@ call_usage = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("stale_at", UTCDateTime),  # still active long after its last event, and not reconciled
     Column("reconciled_at", UTCDateTime),  # when reconciliation last asked about it and left it active
+    Column("terminated_reason", String(32)),  # set when spend control decided to end it
     Index("ix_call_usage_user_sort", "user_id", "sort_at", "id"),
     Index("ix_call_usage_user_status_sort", "user_id", "status", "sort_at", "id"),
     Index("ix_call_usage_agent_sort", "agent_id", "sort_at", "id"),
@@ -93,6 +97,12 @@ monthly_usage = Table(
     Column("billable_seconds", BigInteger, nullable=False),
     Column("usage_charge_usd", Money, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Prepaid credits (billing/credits.py): what the month cost before the customer's first grant
+    # (NULL: postpaid when last changed), what it has charged to the balance since, and how much of
+    # that an invoice has applied credit to.
+    Column("credit_base_usd", Money),
+    Column("drawn_usd", Money, nullable=False, server_default=text("0")),
+    Column("invoiced_drawn_usd", Money, nullable=False, server_default=text("0")),
 )
 
 webhook_events = Table(
@@ -154,6 +164,7 @@ invoices = Table(
     Column("total_usd", Money, nullable=False),
     Column("finalized_at", UTCDateTime, nullable=False),
     Column("stripe_invoice_id", String(64)),
+    Column("credits_applied_usd", Money, nullable=False, server_default=text("0")),
     UniqueConstraint("user_id", "month", name="uq_invoices_user_month"),
 )
 
@@ -202,4 +213,69 @@ customers = Table(
     Column("user_id", BigInteger, primary_key=True),
     Column("timezones", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("balance_usd", Money),  # NULL until the first credit grant (postpaid); grants - charges
+    Column("monthly_spend_cap_usd", Money),  # the limits: NULL is no limit
+    Column("max_concurrent_calls", Integer),
+    Column("enforce", Boolean, nullable=False, server_default=false()),
+    Column("low_balance_usd", Money),
+)
+
+# Append-only: every grant and every charge to a prepaid balance, with the balance after it.
+credit_ledger = Table(
+    "credit_ledger",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # billing.credits.LedgerKind
+    Column("amount_usd", Money, nullable=False),  # a grant positive, a charge negative
+    Column("balance_after_usd", Money, nullable=False),
+    Column("month", String(7)),  # the month a charge is for
+    Column("call_id", BigInteger),  # the call a charge is for
+    Column("idempotency_key", String(200)),  # a grant's
+    Column("description", String(500)),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("user_id", "idempotency_key", name="uq_credit_ledger_grant_key"),
+    Index("ix_credit_ledger_user_id", "user_id", "id"),
+)
+
+# A slot held for a call about to start: released by the call's first callback, or it expires.
+call_authorizations = Table(
+    "call_authorizations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("agent_id", BigInteger, nullable=False),
+    Column("call_sid", String(64)),  # known when the voice gate made it
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("released_at", UTCDateTime),
+    Index(
+        "ix_call_authorizations_held",
+        "user_id",
+        "expires_at",
+        postgresql_where=text("released_at IS NULL"),
+        sqlite_where=text("released_at IS NULL"),
+    ),
+    Index("ix_call_authorizations_call_sid", "call_sid"),
+)
+
+# A call that spend control decided to end, and the hang-up request to Twilio until it is sent.
+call_terminations = Table(
+    "call_terminations",
+    metadata,
+    Column("call_id", BigInteger, ForeignKey("call_usage.id"), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("call_sid", String(64), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("sent_at", UTCDateTime),
+    Column("last_error", Text),
+    Index(
+        "ix_call_terminations_due",
+        "next_attempt_at",
+        postgresql_where=text("sent_at IS NULL"),
+        sqlite_where=text("sent_at IS NULL"),
+    ),
 )

@@ -9,12 +9,20 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
+from callmeter.billing.credits import MonthDraw
 from callmeter.billing.usage import MonthTotals
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import monthly_usage
 from callmeter.db.types import to_decimal
 from callmeter.months import Month
+
+
+def month_draw(row: Any) -> MonthDraw:
+    """What a month has charged to a prepaid balance (billing/credits.py)."""
+    if row is None or row["credit_base_usd"] is None:
+        return MonthDraw(None, Decimal("0.00"))
+    return MonthDraw(to_decimal(row["credit_base_usd"]), to_decimal(row["drawn_usd"]))
 
 
 def _totals(row: Any) -> MonthTotals:
@@ -36,8 +44,33 @@ _FETCH_MONTH = Prepared(
 
 
 async def fetch_month(conn: Connection, *, user_id: int, month: Month) -> MonthTotals:
+    return await fetch_stored_month(conn, user_id=user_id, month=month) or MonthTotals.empty(user_id, month)
+
+
+async def fetch_stored_month(conn: Connection, *, user_id: int, month: Month) -> MonthTotals | None:
+    """The month as stored; None if nothing has been counted into it yet."""
     row = await _FETCH_MONTH.fetch_one(conn, user_id=user_id, month=str(month))
-    return _totals(row) if row else MonthTotals.empty(user_id, month)
+    return _totals(row) if row else None
+
+
+async def ensure_month(
+    conn: Connection, *, user_id: int, month: Month, credit_base_usd: Decimal | None
+) -> None:
+    """Store the month with no calls if it is not stored yet (a month billed for its fee alone)."""
+    await conn.execute(
+        insert(monthly_usage)
+        .values(
+            user_id=user_id,
+            month=str(month),
+            total_calls=0,
+            total_seconds=0,
+            billable_seconds=0,
+            usage_charge_usd=Decimal(0),
+            updated_at=datetime.now(UTC),
+            credit_base_usd=credit_base_usd,
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "month"])
+    )
 
 
 _FETCH_MONTHS = Prepared(
@@ -80,6 +113,7 @@ _ADD_COMPLETED_CALL = Prepared(
         "billable_seconds",
         "usage_charge_usd",
         "updated_at",
+        "credit_base_usd",
     ),
 )
 _SET_MONTH_CHARGE = Prepared(
@@ -91,9 +125,17 @@ _SET_MONTH_CHARGE = Prepared(
 
 
 async def add_completed_call(
-    conn: Connection, *, user_id: int, month: Month, seconds: int, billable_seconds: int
-) -> MonthTotals:
-    """Count one completed call into its month and return the month after it.
+    conn: Connection,
+    *,
+    user_id: int,
+    month: Month,
+    seconds: int,
+    billable_seconds: int,
+    credit_base_usd: Decimal | None,
+) -> tuple[MonthTotals, MonthDraw]:
+    """Count one completed call into its month and return the month after it, with what it has
+    charged to a prepaid balance so far (`credit_base_usd`: a new month's base, 0 for a prepaid
+    customer, None for a postpaid one).
 
     On PostgreSQL the upsert locks the month's row until the caller's transaction ends, so the
     charge the caller then computes from these totals cannot interleave with another call's.
@@ -107,8 +149,9 @@ async def add_completed_call(
         billable_seconds=billable_seconds,
         usage_charge_usd=Decimal(0),
         updated_at=datetime.now(UTC),
+        credit_base_usd=credit_base_usd,
     )
-    return _totals(row)
+    return _totals(row), month_draw(row)
 
 
 async def set_month_charge(

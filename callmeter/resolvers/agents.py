@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from callmeter.db import agents, customers
 from callmeter.errors import BadInputError
@@ -31,11 +32,26 @@ def validate_agent(name: str, numbers: Sequence[str]) -> tuple[str, list[str]]:
     return name, cleaned
 
 
-async def create_agent(services: Services, *, user_id: int, name: str, numbers: Sequence[str]) -> AgentRow:
+def validate_voice_url(url: str | None) -> str | None:
+    """An absolute http(s) URL Twilio can fetch TwiML from, or None."""
+    if url is None or url == "":
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 2000 or not is_one_line(url):
+        raise BadInputError("voiceUrl must be an absolute http:// or https:// URL of at most 2000 characters")
+    return url
+
+
+async def create_agent(
+    services: Services, *, user_id: int, name: str, numbers: Sequence[str], voice_url: str | None = None
+) -> AgentRow:
     name, cleaned = validate_agent(name, numbers)
+    voice_url = validate_voice_url(voice_url)
     async with services.db.transaction() as conn:
         await customers.ensure_customer(conn, user_id=user_id, calendar=services.settings.default_calendar)
-        return await agents.insert_agent(conn, user_id=user_id, name=name, numbers=cleaned)
+        return await agents.insert_agent(
+            conn, user_id=user_id, name=name, numbers=cleaned, voice_url=voice_url
+        )
 
 
 async def list_agents(services: Services, *, user_id: int | None) -> list[AgentRow]:

@@ -7,11 +7,14 @@ writes what finalization decides, each user's month in one transaction under the
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from callmeter.billing.adjustments import billed_usage, pending_adjustments
-from callmeter.billing.invoices import Draft, InvoiceView, draft_invoice
+from callmeter.billing.credits import LedgerKind
+from callmeter.billing.invoices import Credit, Draft, InvoiceView, draft_invoice
+from callmeter.billing.plans import Plan, fixed_fee
 from callmeter.billing.usage import billable_months
-from callmeter.db import invoices, plans, usage
+from callmeter.db import credits, invoices, plans, usage
 from callmeter.db.connection import Connection
 from callmeter.db.locks import lock_user_billing
 from callmeter.errors import BadInputError
@@ -20,11 +23,46 @@ from callmeter.resolvers.customers import calendar_of
 from callmeter.resolvers.services import Services
 
 
+async def _credit(
+    conn: Connection, *, user_id: int, month: Month, plan: Plan, invoiced: list[Month]
+) -> Credit | None:
+    """A prepaid customer's credit as the invoice of `month` sees it: what its months (it, and the
+    invoiced months its adjustments are for) charged to the balance since their last invoice."""
+    if await credits.fetch_balance(conn, user_id=user_id) is None:
+        return None
+    draws = await credits.uninvoiced_draws(conn, user_id=user_id, months=[month, *invoiced])
+    charged = sum((draw.drawn_usd for draw in draws.values()), start=Decimal("0.00"))
+    if month not in draws:  # its fixed fee is charged when it is finalized
+        charged += fixed_fee(plan)
+    return Credit(charged_usd=charged, left_usd=await credits.credit_left(conn, user_id=user_id))
+
+
+async def _charge_fee(conn: Connection, *, user_id: int, month: Month, plan: Plan) -> None:
+    """Finalizing a prepaid customer's month with no call yet charges its fixed fee."""
+    balance = await credits.fetch_balance(conn, user_id=user_id)
+    if balance is None or not fixed_fee(plan):
+        return
+    await usage.ensure_month(conn, user_id=user_id, month=month, credit_base_usd=Decimal(0))
+    totals = await usage.fetch_month(conn, user_id=user_id, month=month)
+    await credits.settle(
+        conn,
+        user_id=user_id,
+        month=month,
+        total_cost_usd=fixed_fee(plan) + totals.usage_charge_usd,
+        balance=balance,
+        kind=LedgerKind.FEE,
+        description=f"{plan.name} for {month}",
+    )
+
+
 async def _draft(conn: Connection, services: Services, *, user_id: int, month: Month) -> Draft:
     default_plan = services.default_plan
     plan = await plans.plan_for_month(conn, user_id=user_id, month=month) or default_plan
     totals = await usage.fetch_month(conn, user_id=user_id, month=month)
     invoiced, adjustments = await invoices.invoiced_months(conn, user_id=user_id, before=month)
+    credit = await _credit(
+        conn, user_id=user_id, month=month, plan=plan, invoiced=[row.month for row in invoiced]
+    )
     pending = []
     if invoiced:
         schedule = await plans.plan_schedule(conn, user_id=user_id)
@@ -36,7 +74,7 @@ async def _draft(conn: Connection, services: Services, *, user_id: int, month: M
             schedule=schedule,
             default_plan=default_plan,
         )
-    return draft_invoice(totals, plan, pending)
+    return draft_invoice(totals, plan, pending, credit)
 
 
 async def invoice_for(services: Services, *, user_id: int, month: Month) -> InvoiceView:
@@ -100,10 +138,16 @@ async def finalize_month(
             if existing:
                 finalized.append(existing[0])
                 continue
+            plan = await plans.plan_for_month(conn, user_id=user, month=month) or services.default_plan
+            await _charge_fee(conn, user_id=user, month=month, plan=plan)
             draft = await _draft(conn, services, user_id=user, month=month)
             if draft.owes_nothing:
                 continue
             view = await invoices.insert_invoice(conn, draft=draft)
             if view is not None:
+                invoiced = [
+                    row.month for row in (await invoices.invoiced_months(conn, user_id=user, before=month))[0]
+                ]
+                await credits.mark_invoiced(conn, user_id=user, months=[month, *invoiced])
                 finalized.append(view)
     return finalized

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from callmeter.rest.calls import authorize
 from callmeter.rest.invoices import invoice_pdf
 from callmeter.rest.openapi import openapi
 from callmeter.rest.usage import call_history, current_usage, usage_history
@@ -14,5 +15,6 @@ routes = [
     Route("/api/usage/history", usage_history, methods=["GET"]),
     Route("/api/usage/calls", call_history, methods=["GET"]),
     Route("/api/invoices/{month}.pdf", invoice_pdf, methods=["GET"]),
+    Route("/api/calls/authorize", authorize, methods=["POST"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]

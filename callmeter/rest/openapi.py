@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from callmeter.billing.allowance import Refusal
 from callmeter.call_lifecycle import CallStatus
 from callmeter.months import MONTH_PATTERN
 
@@ -57,8 +58,28 @@ _USER_ID = {
 }
 
 
+_ALLOWANCE = {
+    "type": "object",
+    "required": ["allowed", "max_duration_seconds", "available_usd", "active_calls"],
+    "properties": {
+        "allowed": {"type": "boolean"},
+        "authorization_id": {"type": ["string", "null"], "description": "When allowed: the slot held."},
+        "reason": {"type": "string", "enum": [refusal.value for refusal in Refusal]},
+        "max_duration_seconds": {"type": ["integer", "null"], "minimum": 1},
+        "available_usd": {"type": ["number", "null"]},
+        "active_calls": {"type": "integer", "minimum": 0},
+    },
+}
+
+
 def _errors(*codes: int) -> dict[str, object]:
-    text = {400: "Bad input", 401: "No or bad token", 403: "Another user's data", 503: "Database unavailable"}
+    text = {
+        400: "Bad input",
+        401: "No or bad token",
+        403: "Another user's data",
+        404: "No such agent",
+        503: "Database unavailable",
+    }
     return {
         str(code): {"description": text[code], "content": {"application/json": {"schema": _ERROR}}}
         for code in codes
@@ -143,6 +164,30 @@ SPEC: dict[str, object] = {
                 "responses": {
                     "200": {"description": "The PDF", "content": {"application/pdf": {}}},
                     **_errors(400, 401, 403, 503),
+                },
+            }
+        },
+        "/api/calls/authorize": {
+            "post": {
+                "summary": "May a call of the agent start now? Allowed: a slot is held for it",
+                "parameters": [{**_USER_ID, "description": "Admins only: the agent's owner."}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["agent_id"],
+                                "properties": {
+                                    "agent_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("The decision", _ALLOWANCE),
+                    **_errors(400, 401, 403, 404, 503),
                 },
             }
         },

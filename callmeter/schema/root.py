@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import strawberry
 
 from callmeter.inputs import parse_id
 from callmeter.months import Month
-from callmeter.resolvers import agents, customers, events, invoices, plans
+from callmeter.resolvers import agents, credits, customers, events, invoices, plans, spend
 from callmeter.resolvers.scope import require_admin, target_user
 from callmeter.schema.billing import Invoice, Plan, PlanInput
 from callmeter.schema.context import Info
-from callmeter.schema.customers import Customer
+from callmeter.schema.customers import CallAllowance, CreditGrant, Customer, LimitsInput
 from callmeter.schema.types import Agent, WebhookEvent
 from callmeter.schema.usage import Usage
 
@@ -20,6 +22,7 @@ class CreateAgentInput:
     user_id: strawberry.ID
     name: str
     phone_numbers: list[str]
+    voice_url: str | None = None
 
 
 @strawberry.type
@@ -32,6 +35,13 @@ class Query:
     async def customer(self, info: Info, user_id: strawberry.ID | None = None) -> Customer:
         owner = target_user(info.context.require_viewer(), user_id)
         return Customer.from_row(await customers.customer(info.context.services, user_id=owner))
+
+    @strawberry.field(description="Whether a call of the agent may start now; read-only (holds no slot).")
+    async def call_allowance(self, info: Info, agent_id: strawberry.ID) -> CallAllowance:
+        decision = await spend.call_allowance(
+            info.context.services, info.context.require_viewer(), agent_id=parse_id(agent_id, "agentId")
+        )
+        return CallAllowance.from_value(decision.allowance)
 
     @strawberry.field
     async def agents(self, info: Info, user_id: strawberry.ID | None = None) -> list[Agent]:
@@ -56,6 +66,7 @@ class Mutation:
             user_id=parse_id(input.user_id, "userId"),
             name=input.name,
             numbers=input.phone_numbers,
+            voice_url=input.voice_url,
         )
         return Agent.from_row(row)
 
@@ -104,6 +115,35 @@ class Mutation:
             user_id=parse_id(user_id, "userId"),
             timezone=timezone,
             from_month=Month.parse(from_month),
+        )
+        return Customer.from_row(row)
+
+    @strawberry.mutation(
+        description="Add credit to the customer's prepaid balance, once per idempotencyKey. Admin only."
+    )
+    async def grant_credits(
+        self,
+        info: Info,
+        user_id: strawberry.ID,
+        amount_usd: Decimal,
+        idempotency_key: str,
+        description: str | None = None,
+    ) -> CreditGrant:
+        require_admin(info.context.require_viewer())
+        row = await credits.grant_credits(
+            info.context.services,
+            user_id=parse_id(user_id, "userId"),
+            amount=amount_usd,
+            key=idempotency_key,
+            description=description,
+        )
+        return CreditGrant.from_row(row)
+
+    @strawberry.mutation(description="Replace all of the customer's limits (null: no limit). Admin only.")
+    async def set_limits(self, info: Info, user_id: strawberry.ID, input: LimitsInput) -> Customer:
+        require_admin(info.context.require_viewer())
+        row = await credits.set_limits(
+            info.context.services, user_id=parse_id(user_id, "userId"), limits=input.to_value()
         )
         return Customer.from_row(row)
 

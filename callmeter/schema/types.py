@@ -23,6 +23,7 @@ class Agent:
     id: strawberry.ID
     name: str
     known_numbers: strawberry.Private[tuple[str, ...] | None] = None
+    known_row: strawberry.Private[AgentRow | None] = None
 
     @strawberry.field
     def phone_numbers(self, info: Info) -> list[str]:
@@ -35,9 +36,16 @@ class Agent:
         row = await info.context.agents.load(int(self.id))
         return list(row.phone_numbers) if row else []
 
+    @strawberry.field(description="Where the voice gate redirects an allowed call.")
+    async def voice_url(self, info: Info) -> str | None:
+        row = self.known_row or await info.context.agents.load(int(self.id))
+        return row.voice_url if row else None
+
     @classmethod
     def from_row(cls, row: AgentRow) -> Agent:
-        return cls(id=strawberry.ID(str(row.id)), name=row.name, known_numbers=row.phone_numbers)
+        return cls(
+            id=strawberry.ID(str(row.id)), name=row.name, known_numbers=row.phone_numbers, known_row=row
+        )
 
     @classmethod
     def named(cls, agent_id: int | None, name: str | None) -> Agent | None:
@@ -59,6 +67,9 @@ class Call:
     cost_usd: Decimal
     started_at: datetime | None
     ended_at: datetime | None
+    terminated_reason: str | None = strawberry.field(
+        description="Why spend control ended the call: spend_cap_reached or balance_exhausted."
+    )
     agent_id: strawberry.Private[int | None]
     known_agent: strawberry.Private[Agent | None] = None  # attached when already loaded
 
@@ -88,6 +99,7 @@ class Call:
             cost_usd=row.cost_usd,
             started_at=row.started_at,
             ended_at=row.ended_at,
+            terminated_reason=row.terminated_reason,
             agent_id=row.agent_id,
         )
 

@@ -39,19 +39,8 @@ def count_refused_body(path: str) -> None:
 
 async def twilio_status_callback(request: Request) -> Response:
     settings = request.app.state.services.settings
-    body = await request.body()
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError):
-        pairs = []
-    form = ImmutableMultiDict(pairs)
-    if not is_signed_by_twilio(
-        url=public_url(request, settings.public_base_url),
-        form=form,
-        signature=request.headers.get("x-twilio-signature"),
-        settings_header=request.headers.get("x-twilio-webhooks-signature-settings"),
-        tokens=settings.twilio_auth_tokens,
-    ):
+    form = await signed_form(request)
+    if form is None:
         log.warning("rejected a status callback with a missing or invalid X-Twilio-Signature")
         return counted(
             "bad_signature", PlainTextResponse("invalid or missing X-Twilio-Signature\n", status_code=403)
@@ -59,6 +48,7 @@ async def twilio_status_callback(request: Request) -> Response:
     try:
         event = parse_status_callback(form, received_at=datetime.now(UTC))
         agent_id = _agent_id(request.query_params.get("agent_id"))
+        authorization_id = _authorization_id(request.query_params.get("authorization_id"))
     except BadInputError as exc:
         return counted("bad_request", PlainTextResponse(f"{exc}\n", status_code=400))
     started = time.perf_counter()
@@ -72,6 +62,7 @@ async def twilio_status_callback(request: Request) -> Response:
             default_plan=settings.default_plan,
             default_calendar=settings.default_calendar,
             bus=services.bus,
+            authorization_id=authorization_id,
         )
     except DatabaseUnavailableError as exc:
         log.error(
@@ -92,6 +83,25 @@ async def twilio_status_callback(request: Request) -> Response:
     return counted("recorded", Response(status_code=200))
 
 
+async def signed_form(request: Request) -> ImmutableMultiDict[str, str] | None:
+    """The request's form if Twilio signed it (over the public URL), else None."""
+    settings = request.app.state.services.settings
+    body = await request.body()
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        pairs = []
+    form = ImmutableMultiDict(pairs)
+    signed = is_signed_by_twilio(
+        url=public_url(request, settings.public_base_url),
+        form=form,
+        signature=request.headers.get("x-twilio-signature"),
+        settings_header=request.headers.get("x-twilio-webhooks-signature-settings"),
+        tokens=settings.twilio_auth_tokens,
+    )
+    return form if signed else None
+
+
 def counted(outcome: str, response: Response) -> Response:
     CALLBACKS.labels(outcome).inc()
     return response
@@ -99,6 +109,14 @@ def counted(outcome: str, response: Response) -> Response:
 
 def _agent_id(value: str | None) -> int | None:
     return None if value is None else parse_id(value, "agent_id")
+
+
+def _authorization_id(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) > 40 or not value.isascii() or not value.isprintable():
+        raise BadInputError("authorization_id must be the id the gate gave (at most 40 characters)")
+    return value
 
 
 def _log_outcome(call_sid: str, status: str, outcome: RecordOutcome) -> None:

@@ -1,0 +1,150 @@
+"""Spend control: what a customer may still spend, and the gate a call asks before it starts.
+
+The state is read from the database in the caller's connection; the rules are billing/allowance.py's.
+The gate decides and takes its slot in one transaction with the customer's row locked, so slots stay
+exact under races, across processes on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from callmeter.auth import Viewer
+from callmeter.billing.allowance import Allowance, OpenMonth, available, decide
+from callmeter.billing.plans import plan_in_force
+from callmeter.db import authorizations, calls, customers, plans, usage
+from callmeter.db.agents import AgentOwner, find_agent_owner
+from callmeter.db.connection import Connection
+from callmeter.errors import BadInputError, ForbiddenError, NotFoundError
+from callmeter.months import Month
+from callmeter.resolvers.services import Services
+from callmeter.rows import CallRow, CustomerRow
+
+
+@dataclass(frozen=True)
+class SpendState:
+    customer: CustomerRow
+    months: dict[Month, OpenMonth]  # the current month and every month with a call in progress
+    current: Month
+    active_calls: int  # calls not in a final status (ringing too) and slots held for calls to come
+    calls: list[CallRow]  # the calls in progress
+
+    def allowance(self) -> Allowance:
+        return decide(
+            limits=self.customer.limits,
+            balance=self.customer.balance_usd,
+            months=self.months,
+            current=self.current,
+            active_calls=self.active_calls,
+        )
+
+    @property
+    def available_usd(self) -> Decimal | None:
+        return available(self.customer.balance_usd, list(self.months.values()))
+
+
+def elapsed_seconds(call: CallRow, now: datetime) -> int:
+    """Seconds a call in progress has been answered (0 while it rings)."""
+    if call.started_at is None:
+        return 0
+    return max(0, int((now - call.started_at).total_seconds()))
+
+
+async def spend_state(
+    conn: Connection, services: Services, *, customer: CustomerRow, now: datetime
+) -> SpendState:
+    user_id = customer.user_id
+    current = customer.calendar.current(now)
+    active = await calls.list_active_calls(conn, user_id=user_id, answered=False)
+    held = await authorizations.held_slots(conn, user_id=user_id, now=now)
+    schedule = await plans.plan_schedule(conn, user_id=user_id)
+    running: dict[Month, list[int]] = {}
+    for call in active:
+        running.setdefault(call.month, []).append(elapsed_seconds(call, now))
+    months = {}
+    for month in {current, *running}:
+        stored = await usage.fetch_stored_month(conn, user_id=user_id, month=month)
+        months[month] = OpenMonth(
+            month=month,
+            plan=plan_in_force(schedule, month, services.default_plan),
+            billable_seconds=stored.billable_seconds if stored else 0,
+            usage_charge_usd=stored.usage_charge_usd if stored else Decimal("0.00"),
+            recorded=stored is not None,
+            running=tuple(running.get(month, ())),
+        )
+    return SpendState(customer, months, current, len(active) + held, active)
+
+
+async def customer_state(services: Services, *, user_id: int) -> SpendState:
+    async with services.db.connection() as conn:
+        customer = await customers.fetch_customer(conn, user_id=user_id)
+        customer = customer or CustomerRow(user_id, services.settings.default_calendar)
+        return await spend_state(conn, services, customer=customer, now=datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowance: Allowance
+    authorization_id: str | None = None
+
+
+async def owned_agent(conn: Connection, viewer: Viewer, *, agent_id: int, user_id: int | None) -> AgentOwner:
+    """The agent a viewer asks about: their own; an admin's named user (if any) must own it."""
+    owner = await find_agent_owner(conn, agent_id=agent_id)
+    if owner is None:
+        raise NotFoundError(f"there is no agent {agent_id}")
+    if viewer.is_admin:
+        if user_id is not None and user_id != owner.user_id:
+            raise ForbiddenError(f"agent {agent_id} is not user {user_id}'s")
+    elif owner.user_id != viewer.user_id:
+        raise ForbiddenError("you may only authorize calls of your own agents")
+    return owner
+
+
+async def call_allowance(services: Services, viewer: Viewer, *, agent_id: int) -> Decision:
+    """Whether a call of the agent may start now; holds nothing."""
+    async with services.db.connection() as conn:
+        owner = await owned_agent(conn, viewer, agent_id=agent_id, user_id=None)
+        customer = await customers.fetch_customer(conn, user_id=owner.user_id)
+        customer = customer or CustomerRow(owner.user_id, services.settings.default_calendar)
+        state = await spend_state(conn, services, customer=customer, now=datetime.now(UTC))
+    return Decision(state.allowance())
+
+
+async def authorize_call(
+    services: Services,
+    viewer: Viewer | None,
+    *,
+    agent_id: int,
+    user_id: int | None = None,
+    call_sid: str | None = None,
+    needs_voice_url: bool = False,
+) -> tuple[AgentOwner, Decision]:
+    """Decide whether a call of the agent may start, and if so hold a slot for it (tied to
+    `call_sid` when it is known already, as in the voice gate). No viewer: Twilio's signed request
+    to the voice gate, for an agent with a `voiceUrl`."""
+    now = datetime.now(UTC)
+    async with services.db.transaction() as conn:
+        if viewer is None:
+            found = await find_agent_owner(conn, agent_id=agent_id)
+            if found is None:
+                raise NotFoundError(f"there is no agent {agent_id}")
+            if found.voice_url is None:
+                raise BadInputError(f"agent {agent_id} has no voiceUrl to send an allowed call to")
+            owner = found
+        else:
+            owner = await owned_agent(conn, viewer, agent_id=agent_id, user_id=user_id)
+        # The customer's row stays locked until commit: deciding and taking a slot do not interleave.
+        customer = await customers.ensure_customer(
+            conn, user_id=owner.user_id, calendar=services.settings.default_calendar, lock=True
+        )
+        state = await spend_state(conn, services, customer=customer, now=now)
+        allowance = state.allowance()
+        if not allowance.allowed:
+            return owner, Decision(allowance)
+        authorization_id = await authorizations.hold_slot(
+            conn, user_id=owner.user_id, agent_id=owner.agent_id, call_sid=call_sid, now=now
+        )
+    return owner, Decision(replace(allowance, active_calls=allowance.active_calls + 1), authorization_id)

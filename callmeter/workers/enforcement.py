@@ -1,0 +1,131 @@
+"""Enforcement: end an enforcing customer's calls in progress when their spend reaches the cap or
+their available balance reaches 0, through Twilio's REST API, within seconds.
+
+Each pass (every ENFORCE_INTERVAL_SECONDS, by one process of a deployment at a time) decides under
+the customer's billing lock which calls to end and records that durably (`db/terminations.py`, the
+reason on the call), then sends the hang-ups that are due. A request Twilio refuses or that fails is
+retried with backoff and logged; a call Twilio says has ended already needs nothing more. A crash
+between Twilio's answer and the commit only repeats a hang-up of an ended call, which Twilio refuses
+harmlessly, so no call is ever ended twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from twilio.base.exceptions import TwilioRestException
+
+from callmeter.billing.allowance import reason_to_end
+from callmeter.call_lifecycle import CallStatus
+from callmeter.db import customers, terminations
+from callmeter.db.locks import job_lock, lock_user_billing
+from callmeter.outbound.twilio_api import CALL_NOT_IN_PROGRESS, hang_up, twilio_client
+from callmeter.resolvers.services import Services
+from callmeter.resolvers.spend import spend_state
+
+log = logging.getLogger("callmeter.enforcement")
+
+MAX_BACKOFF_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class EnforcementReport:
+    decided: int = 0  # calls newly decided to end
+    sent: int = 0  # hang-ups Twilio took
+    failed: int = 0  # hang-ups to try again
+
+
+async def decide_terminations(services: Services, *, now: datetime) -> int:
+    decided = 0
+    async with services.db.connection() as conn:
+        users = await terminations.enforced_users(conn)
+    for user_id in users:
+        async with services.db.transaction() as conn:
+            await lock_user_billing(conn, user_id=user_id)
+            customer = await customers.fetch_customer(conn, user_id=user_id)
+            if customer is None:
+                continue
+            state = await spend_state(conn, services, customer=customer, now=now)
+            reason = reason_to_end(
+                customer.limits,
+                available_usd=state.available_usd,
+                spend_usd=state.months[state.current].spend_now,
+            )
+            if reason is None or not state.calls:
+                continue
+            calls = [(call.id, call.call_sid) for call in state.calls]
+            added = await terminations.decide(conn, user_id=user_id, calls=calls, reason=reason, now=now)
+        if added:
+            decided += added
+            log.warning("user %s: ending %s call(s) in progress: %s", user_id, added, reason.value)
+    return decided
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 s, 2 s, 4 s ... up to a minute, with jitter so retries of many calls spread out."""
+    seconds = min(MAX_BACKOFF_SECONDS, 2 ** max(0, attempts - 1))
+    return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+async def send_hang_ups(services: Services, *, now: datetime) -> tuple[int, int]:
+    """Send the hang-ups that are due; (taken, to retry)."""
+    client = twilio_client(services.settings)
+    sent = failed = 0
+    async with services.db.transaction() as conn:
+        for due in await terminations.claim_due(conn, now=now):
+            log_extra = {"call_sid": due.call_sid}
+            if due.call_status is not CallStatus.ACTIVE:
+                await terminations.mark_sent(conn, call_id=due.call_id, at=now, note="the call had ended")
+                continue
+            error = None
+            if client is None:
+                error = "no Twilio credentials (TWILIO_ACCOUNT_SID) to end the call with"
+            else:
+                try:
+                    await asyncio.to_thread(hang_up, client, due.call_sid)
+                except TwilioRestException as exc:
+                    if exc.code == CALL_NOT_IN_PROGRESS:
+                        await terminations.mark_sent(conn, call_id=due.call_id, at=now, note="ended already")
+                        continue
+                    error = f"Twilio answered {exc.status}: {exc.msg}"
+                except OSError as exc:
+                    error = f"Twilio could not be reached: {exc}"
+            if error is None:
+                await terminations.mark_sent(conn, call_id=due.call_id, at=now)
+                sent += 1
+                log.info("call %s: ended (%s)", due.call_sid, due.reason, extra=log_extra)
+                continue
+            attempts = due.attempts + 1
+            await terminations.mark_failed(
+                conn, call_id=due.call_id, attempts=attempts, retry_at=now + backoff(attempts), error=error
+            )
+            failed += 1
+            log.error(
+                "call %s: hang-up attempt %s failed: %s", due.call_sid, attempts, error, extra=log_extra
+            )
+    return sent, failed
+
+
+async def enforce_once(services: Services) -> EnforcementReport:
+    now = datetime.now(UTC)
+    decided = await decide_terminations(services, now=now)
+    sent, failed = await send_hang_ups(services, now=now)
+    return EnforcementReport(decided, sent, failed)
+
+
+async def enforce_periodically(services: Services) -> None:
+    """The `serve` background task: a pass every interval, by one process of a deployment at a time."""
+    while True:
+        await asyncio.sleep(services.settings.enforce_interval_seconds)
+        try:
+            async with job_lock(services.db, name="enforcement") as mine:
+                if mine:
+                    await enforce_once(services)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the next pass tries again; the service keeps running
+            log.exception("enforcement pass failed")
