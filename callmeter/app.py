@@ -27,6 +27,7 @@ from callmeter.schema.view import make_graphql_app
 from callmeter.settings import Settings, load_settings
 from callmeter.webhooks.routes import CALLBACK_PATH, count_refused_body, twilio_status_callback
 from callmeter.webhooks.voice import VOICE_PATH, twilio_voice
+from callmeter.workers.deliveries import deliver_periodically
 from callmeter.workers.enforcement import enforce_periodically
 from callmeter.workers.reconciliation import reconcile_periodically
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
                 workers.append(asyncio.create_task(reconcile_periodically(services)))
             if settings.enforce_interval_seconds > 0:
                 workers.append(asyncio.create_task(enforce_periodically(services)))
+            workers.append(asyncio.create_task(deliver_periodically(services)))
             try:
                 yield
             finally:

@@ -87,3 +87,27 @@ class CreditGrantRow:
     description: str | None
     created_at: datetime
     balance_after_usd: Decimal
+
+
+@dataclass(frozen=True)
+class EndpointRow:
+    """A webhook endpoint (its secret stays sealed here)."""
+
+    id: int
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    disabled: bool
+    sealed_secret: str
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    event_id: str
+    event_type: str
+    attempts: int
+    status: str
+    last_status_code: int | None
+    next_attempt_at: datetime | None
+    created_at: datetime

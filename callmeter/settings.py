@@ -45,6 +45,7 @@ class Settings:
     reconcile_after_seconds: float = 4 * 3600
     reconcile_interval_seconds: float = 600
     enforce_interval_seconds: float = 1  # how often spend control looks for calls to end
+    webhooks_allow_http: bool = False  # http:// and private addresses for webhooks (local use, tests)
     billing_timezone: str = "UTC"  # of customers not seen before; each keeps the zone they got
 
     @property
@@ -132,8 +133,18 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         reconcile_after_seconds=_seconds(config, "RECONCILE_AFTER_SECONDS", 4 * 3600),
         reconcile_interval_seconds=_seconds(config, "RECONCILE_INTERVAL_SECONDS", 600),
         enforce_interval_seconds=_seconds(config, "ENFORCE_INTERVAL_SECONDS", 1),
+        webhooks_allow_http=_flag(config("WEBHOOKS_ALLOW_HTTP", default="false"), "WEBHOOKS_ALLOW_HTTP"),
         billing_timezone=_zone(config("BILLING_TIMEZONE", default="UTC")),
     )
+
+
+def _flag(value: str, name: str) -> bool:
+    cleaned = value.strip().lower()
+    if cleaned in ("true", "1", "yes", "on"):
+        return True
+    if cleaned in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value[:20]!r}")
 
 
 def _zone(name: str) -> str:

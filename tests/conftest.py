@@ -105,3 +105,20 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     cluster.start()
     yield cluster
     cluster.destroy()
+
+
+@pytest.fixture
+def private_database(database_url, tmp_path):
+    """A migrated database of the backend that no other `serve` uses (the session's server would
+    otherwise take its turn at background work: hang-ups, webhook deliveries)."""
+    from callmeter.db.migrate import migrate
+
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        migrate(url)
+        yield url
+        return
+    url = create_pg_database(ADMIN_URL, f"callmeter_enforce_{secrets.token_hex(4)}")
+    migrate(url)
+    yield url
+    drop_pg_database(ADMIN_URL, url)

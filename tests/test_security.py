@@ -37,12 +37,16 @@ SAMPLE_ARGUMENTS = {
     "agentId": '"1"',  # the walk registers an agent of user 2 and names it here
     "amountUsd": '"1.00"',
     "idempotencyKey": '"k1"',
+    "endpointId": '"1"',
+    "deliveryId": '"1"',
+    "id": '"1"',
     "input": None,  # filled per mutation below
 }
 MUTATION_INPUTS = {
     "createAgent": '{userId: "2", name: "x", phoneNumbers: ["+15550000000"]}',
     "createPlan": '{name: "x", kind: PAY_AS_YOU_GO, ratePerMinute: "0.05"}',
     "setLimits": "{maxConcurrentCalls: 1}",
+    "createWebhookEndpoint": '{url: "https://8.8.8.8/x", events: ["call.completed"]}',
 }
 ADMIN_ONLY_QUERIES = {"unattributedEvents"}
 

@@ -5,25 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
 import httpx
-import pytest
 
 from callmeter.db import credits
 from callmeter.months import UTC_CALENDAR
-from tests.conftest import ADMIN_URL
 from tests.factories import (
     add_agent,
     auth,
     batches,
     call_events,
     callback_form,
-    create_pg_database,
-    drop_pg_database,
     graphql,
     open_db,
     post_callback,
@@ -329,25 +324,8 @@ async def wait_for(condition, timeout: float) -> float:
     return asyncio.get_running_loop().time() - started
 
 
-@pytest.fixture
-def own_database(database_url, tmp_path):
-    """A database of the backend that no other `serve` uses: the session's server has no Twilio
-    credentials, and would otherwise take its turn at the hang-ups (and fail them)."""
-    from callmeter.db.migrate import migrate
-
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'own.db'}"
-        migrate(url)
-        yield url
-        return
-    url = create_pg_database(ADMIN_URL, f"callmeter_enforce_{secrets.token_hex(4)}")
-    migrate(url)
-    yield url
-    drop_pg_database(ADMIN_URL, url)
-
-
-async def test_enforcement_hangs_up_once_retries_twilio_and_bills_as_usual(own_database, tmp_path):
-    clean_database = own_database
+async def test_enforcement_hangs_up_once_retries_twilio_and_bills_as_usual(private_database, tmp_path):
+    clean_database = private_database
     fake, twilio = start_fake_twilio()
     env = {"TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_API_BASE": f"http://127.0.0.1:{twilio.server_port}"}
     servers = [start_server(clean_database, tmp_path, **env)]

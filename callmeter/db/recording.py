@@ -39,10 +39,12 @@ from callmeter.db.charging import rate_into_month
 from callmeter.db.connection import Connection, Database
 from callmeter.db.customers import ensure_customer, stored_calendar
 from callmeter.db.live import LiveEvent
+from callmeter.db.outbox import enqueue_call_event
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import call_usage, customers
 from callmeter.db.types import to_decimal, to_utc
 from callmeter.months import Calendar
+from callmeter.notifications import EventType
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ async def record_status_callback(
             # Locks in one order, the call's row then the event's key, so concurrent events of one
             # call queue up instead of deadlocking.
             row = await _LOCK_CALL.fetch_one(conn, call_sid=event.call_sid)
-            created = False
+            created, now = False, datetime.now(UTC)
             if row is not None:
                 owner = (row["agent_id"], row["user_id"])
                 calendar = await _calendar(conn, row["user_id"], row["timezones"], default_calendar)
@@ -156,12 +158,14 @@ async def record_status_callback(
             if owner is None:
                 return RecordOutcome(stored=True, attributed=False)
             if created or authorization_id is not None:
-                await release_slot(
-                    conn, call_sid=event.call_sid, authorization_id=authorization_id, now=datetime.now(UTC)
-                )
+                await release_slot(conn, call_sid=event.call_sid, authorization_id=authorization_id, now=now)
             outcome = await _advance_call(
                 conn, row=row, event=event, default_plan=default_plan, calendar=calendar
             )
+            if outcome.month_usage is not None and outcome.call is not None:  # it completed now
+                await enqueue_call_event(
+                    conn, type=EventType.CALL_COMPLETED, user_id=owner[1], call_id=outcome.call.id, now=now
+                )
             if bus is not None and outcome.call is not None and outcome.change is not None:
                 announced = LiveEvent(
                     user_id=outcome.call.user_id,

@@ -18,7 +18,9 @@ from sqlalchemy.dialects.postgresql import insert
 from callmeter.call_lifecycle import CallStatus
 from callmeter.db.connection import Connection
 from callmeter.db.locks import is_postgres
+from callmeter.db.outbox import enqueue_call_event
 from callmeter.db.tables import call_terminations, call_usage, customers
+from callmeter.notifications import EventType
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ async def decide(
             decided += 1
             await conn.execute(
                 call_usage.update().where(call_usage.c.id == call_id).values(terminated_reason=reason)
+            )
+            await enqueue_call_event(
+                conn, type=EventType.CALL_TERMINATED, user_id=user_id, call_id=call_id, now=now
             )
     return decided
 

@@ -14,11 +14,12 @@ from callmeter.billing.credits import LedgerKind
 from callmeter.billing.invoices import Credit, Draft, InvoiceView, draft_invoice
 from callmeter.billing.plans import Plan, fixed_fee
 from callmeter.billing.usage import billable_months
-from callmeter.db import credits, invoices, plans, usage
+from callmeter.db import credits, invoices, outbox, plans, usage
 from callmeter.db.connection import Connection
 from callmeter.db.locks import lock_user_billing
 from callmeter.errors import BadInputError
 from callmeter.months import UTC_CALENDAR, Month
+from callmeter.notifications import EventType
 from callmeter.resolvers.customers import calendar_of
 from callmeter.resolvers.services import Services
 
@@ -149,5 +150,9 @@ async def finalize_month(
                     row.month for row in (await invoices.invoiced_months(conn, user_id=user, before=month))[0]
                 ]
                 await credits.mark_invoiced(conn, user_id=user, months=[month, *invoiced])
+                invoice = {"number": view.number, "month": str(view.month), "total_usd": view.total_usd}
+                await outbox.enqueue(
+                    conn, type=EventType.INVOICE_FINALIZED, user_id=user, data={"invoice": invoice}, now=now
+                )
                 finalized.append(view)
     return finalized

@@ -8,7 +8,6 @@ double represents with the same shortest decimal text. Times are UTC, `"2026-02-
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from callmeter.auth import Viewer, viewer_from_authorization
 from callmeter.billing.usage import MonthSummary
+from callmeter.notifications import call_object
 from callmeter.resolvers.scope import target_user
 from callmeter.resolvers.services import Services
 from callmeter.rows import CallRow
@@ -50,18 +50,4 @@ def usage_json(summary: MonthSummary) -> dict[str, object]:
 
 
 def call_json(call: CallRow) -> dict[str, object]:
-    return {
-        "id": call.id,
-        "agent_name": call.agent_name,
-        "call_from": call.call_from,
-        "call_to": call.call_to,
-        "duration_seconds": call.duration_seconds,
-        "cost_usd": call.cost_usd,
-        "started_at": _time(call.started_at),
-        "ended_at": _time(call.ended_at),
-        "status": str(call.status),
-    }
-
-
-def _time(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else None
+    return call_object(call)

@@ -8,13 +8,14 @@ import strawberry
 
 from callmeter.inputs import parse_id
 from callmeter.months import Month
-from callmeter.resolvers import agents, credits, customers, events, invoices, plans, spend
+from callmeter.resolvers import agents, credits, customers, events, invoices, plans, spend, webhooks
 from callmeter.resolvers.scope import require_admin, target_user
 from callmeter.schema.billing import Invoice, Plan, PlanInput
 from callmeter.schema.context import Info
 from callmeter.schema.customers import CallAllowance, CreditGrant, Customer, LimitsInput
 from callmeter.schema.types import Agent, WebhookEvent
 from callmeter.schema.usage import Usage
+from callmeter.schema.webhooks import WebhookDelivery, WebhookEndpoint, WebhookEndpointInput
 
 
 @strawberry.input
@@ -48,6 +49,21 @@ class Query:
         owner = target_user(info.context.require_viewer(), user_id)
         rows = await agents.list_agents(info.context.services, user_id=owner)
         return [Agent.from_row(row) for row in rows]
+
+    @strawberry.field(description="Every webhook endpoint (secrets are not shown). Admin only.")
+    async def webhook_endpoints(self, info: Info) -> list[WebhookEndpoint]:
+        require_admin(info.context.require_viewer())
+        return [WebhookEndpoint.from_row(row) for row in await webhooks.list_endpoints(info.context.services)]
+
+    @strawberry.field(description="An endpoint's deliveries, newest first. Admin only.")
+    async def webhook_deliveries(
+        self, info: Info, endpoint_id: strawberry.ID, first: int | None = 50
+    ) -> list[WebhookDelivery]:
+        require_admin(info.context.require_viewer())
+        rows = await webhooks.deliveries(
+            info.context.services, endpoint_id=parse_id(endpoint_id, "endpointId"), first=first
+        )
+        return [WebhookDelivery.from_row(row) for row in rows]
 
     @strawberry.field
     async def unattributed_events(self, info: Info, first: int | None = 50) -> list[WebhookEvent]:
@@ -146,6 +162,27 @@ class Mutation:
             info.context.services, user_id=parse_id(user_id, "userId"), limits=input.to_value()
         )
         return Customer.from_row(row)
+
+    @strawberry.mutation(
+        description="Send events to a URL, signed with the secret returned once. Admin only."
+    )
+    async def create_webhook_endpoint(self, info: Info, input: WebhookEndpointInput) -> WebhookEndpoint:
+        require_admin(info.context.require_viewer())
+        created = await webhooks.create_endpoint(
+            info.context.services, url=input.url, events=input.events, description=input.description
+        )
+        return WebhookEndpoint.from_row(created.endpoint, created.secret)
+
+    @strawberry.mutation(description="Stop sending to the endpoint. Admin only.")
+    async def delete_webhook_endpoint(self, info: Info, id: strawberry.ID) -> bool:
+        require_admin(info.context.require_viewer())
+        return await webhooks.delete_endpoint(info.context.services, endpoint_id=parse_id(id, "id"))
+
+    @strawberry.mutation(description="Send a delivery again now (same webhook-id). Admin only.")
+    async def redeliver_webhook(self, info: Info, delivery_id: strawberry.ID) -> WebhookDelivery:
+        require_admin(info.context.require_viewer())
+        row = await webhooks.redeliver(info.context.services, delivery_id=parse_id(delivery_id, "deliveryId"))
+        return WebhookDelivery.from_row(row)
 
     @strawberry.mutation
     async def finalize_invoices(self, info: Info, month: str) -> list[Invoice]:

@@ -1,0 +1,217 @@
+"""Outgoing webhooks end to end: events from signed callbacks, enforcement and finalization, written to
+the outbox in their transaction and delivered by `serve` to a local receiver that verifies every
+signature with `standardwebhooks`; retries keep the webhook-id; several processes send each once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from callmeter.db import outbox
+from callmeter.notifications import EventType
+from tests.factories import add_agent, auth, call_events, graphql, open_db, post_callback, start_server
+from tests.fake_http import base_url, serve_json
+
+ADMIN = auth(1, admin=True)
+CREATE = """mutation($url: String!, $events: [String!]!) { createWebhookEndpoint(input: {url: $url,
+  events: $events, description: "ops"}) { id url events secret disabled } }"""
+DELIVERIES = """query($e: ID!) { webhookDeliveries(endpointId: $e) { id eventId eventType attempts status
+  lastStatusCode nextAttemptAt createdAt } }"""
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: every request as it came, and how many to fail first."""
+
+    failures_left: int = 0
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, object]:
+        with self.lock:
+            self.received.append(({key.lower(): value for key, value in headers.items()}, body))
+            if self.failures_left > 0:
+                self.failures_left -= 1
+                return 503, {"error": "try later"}
+        return 200, {"ok": True}
+
+    def verified(self, secret: str) -> list[dict]:
+        """Every body received, each checked against its signature (raises if one does not verify)."""
+        return [Webhook(secret).verify(body, headers) for headers, body in self.received]
+
+
+@pytest.fixture
+def receiver():
+    found = Receiver()
+    server = serve_json(found.handle)
+    yield found, base_url(server) + "/hooks"
+    server.shutdown()
+
+
+@pytest.fixture
+def webhook_server(private_database, tmp_path):
+    handle = start_server(private_database, tmp_path, WEBHOOKS_ALLOW_HTTP="true")
+    yield handle
+    handle.stop()
+
+
+async def wait_for(condition, timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def settled(client, endpoint_id: str) -> list[dict]:
+    """The endpoint's deliveries once none is pending (the sender records an answer after it)."""
+    for _ in range(100):
+        body = await graphql(client, DELIVERIES, {"e": endpoint_id}, headers=ADMIN)
+        listed = body["data"]["webhookDeliveries"]
+        if all(delivery["status"] != "pending" for delivery in listed):
+            return listed
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"deliveries still pending: {listed}")
+
+
+async def complete_calls(client, base: str, agent: int, count: int, *, first: int = 0, user: int = 2) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=30)
+    for n in range(first, first + count):
+        for form in call_events(f"CA{user:04d}{n:028d}", answered_at=at, duration=60 + n):
+            assert (await post_callback(client, base, form, query=f"agent_id={agent}")).status_code == 200
+
+
+async def test_events_are_signed_sent_in_order_and_listed(webhook_server, receiver):
+    found, url = receiver
+    async with httpx.AsyncClient(base_url=webhook_server.base_url, timeout=30) as client:
+        created = (await graphql(client, CREATE, {"url": url, "events": ["call.completed"]}, headers=ADMIN))[
+            "data"
+        ]["createWebhookEndpoint"]
+        assert created["secret"].startswith("whsec_") and created["disabled"] is False
+        agent = await add_agent(webhook_server.database_url, user_id=2, name="ana", numbers=[])
+        await complete_calls(client, webhook_server.base_url, agent, 5)
+        await wait_for(lambda: len(found.received) >= 5, timeout=10)
+        events = found.verified(created["secret"])
+        assert [event["type"] for event in events] == ["call.completed"] * 5
+        assert [event["data"]["call"]["call_sid"] for event in events] == [
+            f"CA0002{n:028d}" for n in range(5)
+        ]
+        assert {event["data"]["user_id"] for event in events} == {"2"}
+        assert events[0]["data"]["call"]["duration_seconds"] == 60
+        assert events[0]["data"]["call"]["cost_usd"] == 0.05
+        assert [headers["webhook-id"] for headers, _ in found.received] == [event["id"] for event in events]
+        listed = await settled(client, created["id"])
+        assert [(d["status"], d["attempts"], d["lastStatusCode"]) for d in listed] == [
+            ("succeeded", 1, 200)
+        ] * 5
+        # Only the listed types: no invoice events were asked for; the secret is shown once only.
+        body = await graphql(client, "{ webhookEndpoints { id secret events } }", headers=ADMIN)
+        assert body["data"]["webhookEndpoints"] == [
+            {"id": created["id"], "secret": None, "events": ["call.completed"]}
+        ]
+
+
+async def test_a_failing_receiver_gets_the_same_webhook_id_again_until_it_recovers(webhook_server, receiver):
+    found, url = receiver
+    found.failures_left = 1
+    async with httpx.AsyncClient(base_url=webhook_server.base_url, timeout=30) as client:
+        created = (await graphql(client, CREATE, {"url": url, "events": ["call.completed"]}, headers=ADMIN))[
+            "data"
+        ]["createWebhookEndpoint"]
+        agent = await add_agent(webhook_server.database_url, user_id=3, name="bo", numbers=[])
+        await complete_calls(client, webhook_server.base_url, agent, 2, user=3)
+        await wait_for(lambda: len(found.received) >= 3, timeout=15)  # first retry within 10 s
+        ids = [headers["webhook-id"] for headers, _ in found.received]
+        # The first event failed, was retried with the same id, and the second waited for it (order).
+        assert ids[0] == ids[1] and ids[2] != ids[0]
+        found.verified(created["secret"])
+        listed = await settled(client, created["id"])
+        assert [(d["status"], d["attempts"]) for d in reversed(listed)] == [
+            ("succeeded", 2),
+            ("succeeded", 1),
+        ]
+        redone = await graphql(
+            client,
+            "mutation($d: ID!) { redeliverWebhook(deliveryId: $d) { status eventId } }",
+            {"d": listed[-1]["id"]},
+            headers=ADMIN,
+        )
+        assert redone["data"]["redeliverWebhook"] == {"status": "pending", "eventId": ids[0]}
+        await wait_for(lambda: len(found.received) >= 4, timeout=10)
+        assert found.received[3][0]["webhook-id"] == ids[0]
+
+
+async def test_endpoints_refuse_unsafe_urls_and_unknown_events(server, client):
+    # The session's server runs without WEBHOOKS_ALLOW_HTTP.
+    for url in ("http://example.com/hook", "https://127.0.0.1/hook", "https://10.1.2.3/x", "https://[::1]/x"):
+        body = await graphql(client, CREATE, {"url": url, "events": ["call.completed"]}, headers=ADMIN)
+        assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", (url, body)
+    body = await graphql(client, CREATE, {"url": "https://8.8.8.8/x", "events": ["call.nope"]}, headers=ADMIN)
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "call.nope" in body["errors"][0]["message"]
+    body = await graphql(
+        client, CREATE, {"url": "https://8.8.8.8/x", "events": ["call.completed"]}, headers=auth(2)
+    )
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await graphql(client, "{ webhookEndpoints { id } }", headers=ADMIN))["data"][
+        "webhookEndpoints"
+    ] == []
+
+
+async def test_nothing_is_written_for_a_change_that_rolls_back(private_database):
+    db = await open_db(private_database)
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO webhook_endpoints (url, events, secret, disabled, created_at) "
+                "VALUES ('http://x', ',invoice.finalized,', 's', false, '2026-12-01 00:00:00+00')"
+            )
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                now = datetime.now(UTC)
+                assert await outbox.enqueue(
+                    conn, type=EventType.INVOICE_FINALIZED, user_id=2, data={}, now=now
+                )
+                raise RuntimeError("the change fails after its event was written")
+        async with db.connection() as conn:
+            assert await conn.fetch_val("SELECT count(*) FROM outbox_events") == 0
+            assert await conn.fetch_val("SELECT count(*) FROM webhook_deliveries") == 0
+    finally:
+        await db.disconnect()
+
+
+async def test_two_processes_deliver_each_event_once_in_order(private_database, tmp_path, receiver):
+    if private_database.startswith("sqlite"):
+        pytest.skip("SQLite is one process by design")
+    found, url = receiver
+    servers = [start_server(private_database, tmp_path, WEBHOOKS_ALLOW_HTTP="true") for _ in range(2)]
+    try:
+        async with httpx.AsyncClient(base_url=servers[0].base_url, timeout=30) as client:
+            created = (
+                await graphql(client, CREATE, {"url": url, "events": ["call.completed"]}, headers=ADMIN)
+            )["data"]["createWebhookEndpoint"]
+            agents = [
+                await add_agent(private_database, user_id=user, name="a", numbers=[]) for user in (4, 5, 6)
+            ]
+            await asyncio.gather(
+                *(
+                    complete_calls(client, servers[n % 2].base_url, agent, 20, user=user)
+                    for n, (agent, user) in enumerate(zip(agents, (4, 5, 6), strict=True))
+                )
+            )
+            await wait_for(lambda: len(found.received) >= 60, timeout=20)
+            await asyncio.sleep(1)  # any duplicate would arrive by now
+            events = found.verified(created["secret"])
+            assert len(events) == 60 and len({event["id"] for event in events}) == 60  # 0 duplicates
+            for user in ("4", "5", "6"):
+                sids = [e["data"]["call"]["call_sid"] for e in events if e["data"]["user_id"] == user]
+                assert sids == sorted(sids) and len(sids) == 20
+    finally:
+        for handle in servers:
+            handle.stop()
