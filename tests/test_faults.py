@@ -6,12 +6,10 @@ Each test writes its figures (sent, acknowledged, stored, lost) to test-artifact
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -30,46 +28,9 @@ from tests.factories import (
     post_callback,
     start_server,
 )
-from tests.storm import NUMBER, Storm
+from tests.storm import NUMBER, Storm, check_exact
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
-
-
-async def stored_event_keys(database_url: str) -> list[tuple[str, int, str]]:
-    from callmeter.db.connection import Database
-
-    db = Database(database_url, min_size=1, max_size=1)
-    await db.connect()
-    try:
-        async with db.connection() as conn:
-            rows = await conn.fetch_all("SELECT call_sid, sequence_number, call_status FROM webhook_events")
-        return [(row[0], row[1], row[2]) for row in rows]
-    finally:
-        await db.disconnect()
-
-
-async def check_exact(storm: Storm, base_url: str, database_url: str, name: str) -> dict[str, int]:
-    stored = await stored_event_keys(database_url)
-    keys = [(event["CallSid"], int(event["SequenceNumber"]), event["CallStatus"]) for event in storm.events]
-    assert len(stored) == len(set(stored)) == len(keys), "every event stored exactly once"
-    assert set(stored) == set(keys)
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        usage = (await client.get("/api/usage/history?month=2026-06", headers=auth(1))).json()
-    assert usage["total_calls"] == storm.calls
-    assert usage["total_cost_usd"] == float(storm.expected_charge())
-    figures = {
-        "calls": storm.calls,
-        "events_sent": len(keys),
-        "acknowledged": len(storm.acked),
-        "stored": len(stored),
-        "lost": len(set(keys) - set(stored)),
-        "refused_5xx": sum(storm.refused.values()),
-        "connection_failures": storm.failures,
-    }
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / f"reliability-{name}.json").write_text(json.dumps(figures, indent=2))
-    return figures
 
 
 async def test_sigkill_mid_storm_loses_no_acknowledged_event(database_url, tmp_path):
