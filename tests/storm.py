@@ -27,7 +27,7 @@ class Storm:
     durations: dict[str, int] = field(default_factory=dict)
     events: list[dict[str, str]] = field(default_factory=list)
     acked: set[int] = field(default_factory=set)  # indexes of events that got a 2xx
-    refused: dict[int, int] = field(default_factory=dict)  # status -> count of 5xx answers
+    refused: dict[int, int] = field(default_factory=dict)  # status -> count of 5xx answers (500s apart)
     failures: int = 0  # connection errors (the service was down)
 
     def __post_init__(self) -> None:
@@ -104,7 +104,8 @@ async def check_exact(storm: Storm, base_url: str, database_url: str, name: str)
         "acknowledged": len(storm.acked),
         "stored": len(stored),
         "lost": len(set(keys) - set(stored)),
-        "refused_5xx": sum(storm.refused.values()),
+        "answers_500": storm.refused.get(500, 0),
+        "answers_503": storm.refused.get(503, 0),
         "connection_failures": storm.failures,
     }
     ARTIFACTS.mkdir(exist_ok=True)
