@@ -35,12 +35,16 @@ CONNECT_FAILURES = (
     asyncpg.InvalidAuthorizationSpecificationError,
 )
 
-# What a lost or refused database connection raises, per driver, at any point.
+# What a lost or refused database connection raises, per driver, at any point. asyncpg's client-side
+# errors belong here: the FATAL of a backend terminated while its connection sat idle in the pool puts
+# asyncpg's protocol into a state that waits for a ReadyForQuery that never comes, so until the
+# socket's end arrives the next BEGIN or query fails with `InternalClientError: cannot switch to
+# state 15; another operation (2) is in progress`; after it, `InterfaceError: connection is closed`.
 UNAVAILABLE = (
     *CONNECT_FAILURES,
-    asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,  # the server ended the session, or statement_timeout
     asyncpg.ConnectionDoesNotExistError,
-    asyncpg.QueryCanceledError,  # statement_timeout
     sqlite3.OperationalError,
 )
 
