@@ -32,12 +32,15 @@ async def pg():
     require_backend("postgresql")
     url = await asyncio.to_thread(create_pg_database, ADMIN_URL, f"callmeter_connection_{os.getpid()}")
     db = Database(url, min_size=1, max_size=1)
-    await db.connect()
     admin = await asyncpg.connect(ADMIN_URL)
-    yield db, admin
-    await admin.close()
-    await db.disconnect()
-    await asyncio.to_thread(drop_pg_database, ADMIN_URL, url)
+    try:
+        await db.connect()
+        yield db, admin
+        # A connection the pool still counts as held would make closing it wait for ever.
+        await asyncio.wait_for(db.disconnect(), timeout=10)
+    finally:
+        await admin.close()
+        await asyncio.to_thread(drop_pg_database, ADMIN_URL, url)
 
 
 @pytest.mark.parametrize("use", ["transaction", "connection"])
