@@ -1,18 +1,23 @@
-"""A storm of signed Twilio callbacks, and the ledger of which ones the service acknowledged."""
+"""A storm of signed Twilio callbacks, the ledger of which ones the service acknowledged, and the check
+that the database holds every event exactly once (its figures go to test-artifacts/ for RELIABILITY.md)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import httpx
 
-from tests.factories import call_events, post_callback
+from callmeter.db.connection import Database
+from tests.factories import auth, call_events, post_callback
 
 NUMBER = "+18449263376"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @dataclass
@@ -22,7 +27,7 @@ class Storm:
     durations: dict[str, int] = field(default_factory=dict)
     events: list[dict[str, str]] = field(default_factory=list)
     acked: set[int] = field(default_factory=set)  # indexes of events that got a 2xx
-    refused: dict[int, int] = field(default_factory=dict)  # status -> count of 5xx answers
+    refused: dict[int, int] = field(default_factory=dict)  # status -> count of 5xx answers (500s apart)
     failures: int = 0  # connection errors (the service was down)
 
     def __post_init__(self) -> None:
@@ -71,3 +76,38 @@ class Storm:
 
         async with httpx.AsyncClient(timeout=10) as client:
             await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+
+
+async def stored_event_keys(database_url: str) -> list[tuple[str, int, str]]:
+    db = Database(database_url, min_size=1, max_size=1)
+    await db.connect()
+    try:
+        async with db.connection() as conn:
+            rows = await conn.fetch_all("SELECT call_sid, sequence_number, call_status FROM webhook_events")
+        return [(row[0], row[1], row[2]) for row in rows]
+    finally:
+        await db.disconnect()
+
+
+async def check_exact(storm: Storm, base_url: str, database_url: str, name: str) -> dict[str, int]:
+    stored = await stored_event_keys(database_url)
+    keys = [(event["CallSid"], int(event["SequenceNumber"]), event["CallStatus"]) for event in storm.events]
+    assert len(stored) == len(set(stored)) == len(keys), "every event stored exactly once"
+    assert set(stored) == set(keys)
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        usage = (await client.get("/api/usage/history?month=2026-06", headers=auth(1))).json()
+    assert usage["total_calls"] == storm.calls
+    assert usage["total_cost_usd"] == float(storm.expected_charge())
+    figures = {
+        "calls": storm.calls,
+        "events_sent": len(keys),
+        "acknowledged": len(storm.acked),
+        "stored": len(stored),
+        "lost": len(set(keys) - set(stored)),
+        "answers_500": storm.refused.get(500, 0),
+        "answers_503": storm.refused.get(503, 0),
+        "connection_failures": storm.failures,
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / f"reliability-{name}.json").write_text(json.dumps(figures, indent=2))
+    return figures

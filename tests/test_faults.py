@@ -1,4 +1,5 @@
-"""Faults: SIGKILL during a storm of callbacks, and a PostgreSQL outage. Nothing acknowledged is lost.
+"""Faults: SIGKILL during a storm of callbacks, a PostgreSQL outage, its backends terminated under the
+storm. Nothing acknowledged is lost, and a database fault is a 503, never a 500.
 
 Each test writes its figures (sent, acknowledged, stored, lost) to test-artifacts/ for RELIABILITY.md.
 """
@@ -6,12 +7,10 @@ Each test writes its figures (sent, acknowledged, stored, lost) to test-artifact
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -30,46 +29,12 @@ from tests.factories import (
     post_callback,
     start_server,
 )
-from tests.storm import NUMBER, Storm
+from tests.storm import NUMBER, Storm, check_exact
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
-
-
-async def stored_event_keys(database_url: str) -> list[tuple[str, int, str]]:
-    from callmeter.db.connection import Database
-
-    db = Database(database_url, min_size=1, max_size=1)
-    await db.connect()
-    try:
-        async with db.connection() as conn:
-            rows = await conn.fetch_all("SELECT call_sid, sequence_number, call_status FROM webhook_events")
-        return [(row[0], row[1], row[2]) for row in rows]
-    finally:
-        await db.disconnect()
-
-
-async def check_exact(storm: Storm, base_url: str, database_url: str, name: str) -> dict[str, int]:
-    stored = await stored_event_keys(database_url)
-    keys = [(event["CallSid"], int(event["SequenceNumber"]), event["CallStatus"]) for event in storm.events]
-    assert len(stored) == len(set(stored)) == len(keys), "every event stored exactly once"
-    assert set(stored) == set(keys)
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        usage = (await client.get("/api/usage/history?month=2026-06", headers=auth(1))).json()
-    assert usage["total_calls"] == storm.calls
-    assert usage["total_cost_usd"] == float(storm.expected_charge())
-    figures = {
-        "calls": storm.calls,
-        "events_sent": len(keys),
-        "acknowledged": len(storm.acked),
-        "stored": len(stored),
-        "lost": len(set(keys) - set(stored)),
-        "refused_5xx": sum(storm.refused.values()),
-        "connection_failures": storm.failures,
-    }
-    ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / f"reliability-{name}.json").write_text(json.dumps(figures, indent=2))
-    return figures
+TERMINATE = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"
+)
 
 
 async def test_sigkill_mid_storm_loses_no_acknowledged_event(database_url, tmp_path):
@@ -90,6 +55,7 @@ async def test_sigkill_mid_storm_loses_no_acknowledged_event(database_url, tmp_p
     handle.process.wait()
     acked_before_kill = set(storm.acked)
     assert 0 < len(acked_before_kill) < len(storm.events)
+    assert storm.failures > 0, "requests were in flight when the process died"
     restarted = start_server(database_url, tmp_path)
     try:
         for _ in range(5):  # Twilio retries what was not acknowledged
@@ -99,6 +65,7 @@ async def test_sigkill_mid_storm_loses_no_acknowledged_event(database_url, tmp_p
             storm, restarted.base_url, database_url, f"sigkill-{database_url.split(':')[0]}"
         )
         assert figures["lost"] == 0
+        assert storm.refused == {}, "no 5xx: the database was up all along"
     finally:
         restarted.stop()
 
@@ -135,6 +102,7 @@ async def test_database_outage_answers_5xx_and_recovers_without_restart(private_
         assert storm.pending() == []
         figures = await check_exact(storm, handle.base_url, url, "postgres-outage")
         assert figures["lost"] == 0
+        assert set(storm.refused) == {503}, f"503, never a 500: {storm.refused}"
         ready = httpx.get(handle.base_url + "/readyz")
         assert ready.status_code == 200
     finally:
@@ -142,6 +110,78 @@ async def test_database_outage_answers_5xx_and_recovers_without_restart(private_
         conn = await asyncpg.connect(private_postgres.url)
         await conn.execute('DROP DATABASE IF EXISTS "callmeter_outage" WITH (FORCE)')
         await conn.close()
+
+
+async def test_terminated_backends_mid_storm_are_503_never_500(private_postgres, tmp_path):
+    """Backends ended under a storm (`ALLOW_CONNECTIONS false`, `pg_terminate_backend` every 0.1 s
+    for 2 s): pool connections die idle, mid-transaction and mid-commit. Callbacks, REST and GraphQL
+    all answer 2xx or 503 (counted in the metrics), and the same process takes every event afterwards."""
+    name = "callmeter_terminated"
+    url = await asyncio.to_thread(create_pg_database, private_postgres.url, name)
+    migrate(url)
+    await add_agent(url, user_id=1, name="juana", numbers=[NUMBER])
+    storm = Storm(calls=150, seed=13)
+    handle = start_server(url, tmp_path)
+    admin = await asyncpg.connect(private_postgres.url)
+    reads: dict[str, int] = {}
+    try:
+        stop = asyncio.Event()
+
+        async def terminate_backends() -> None:
+            while len(storm.acked) < len(storm.events) * 0.3:
+                await asyncio.sleep(0.005)
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            for _ in range(20):
+                await admin.execute(TERMINATE, name)
+                await asyncio.sleep(0.1)
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await asyncio.sleep(0.5)  # the storm goes on while the pool reconnects
+            stop.set()
+
+        async def storm_until_stopped() -> None:
+            while not stop.is_set() and storm.pending():
+                await storm.send(handle.base_url, storm.pending(), stop=stop)
+                await asyncio.sleep(0.02)
+
+        async def read_until_stopped() -> None:
+            async with httpx.AsyncClient(base_url=handle.base_url, timeout=10) as client:
+                while not stop.is_set():
+                    rest = await client.get("/api/usage/current", headers=auth(1))
+                    reads[f"rest {rest.status_code}"] = reads.get(f"rest {rest.status_code}", 0) + 1
+                    body = await graphql(client, "{ usage { current { totalCalls } } }", headers=auth(1))
+                    code = body["errors"][0].get("extensions", {}).get("code") if "errors" in body else "ok"
+                    reads[f"graphql {code}"] = reads.get(f"graphql {code}", 0) + 1
+
+        await asyncio.gather(storm_until_stopped(), read_until_stopped(), terminate_backends())
+        for _ in range(20):  # the same process, no restart: it must recover by itself
+            await storm.send(handle.base_url, storm.pending())
+            if not storm.pending():
+                break
+            await asyncio.sleep(0.5)
+        assert storm.pending() == []
+        figures = await check_exact(storm, handle.base_url, url, "terminated-backends")
+        assert figures["lost"] == 0
+        assert set(storm.refused) <= {503}, f"503, never a 500: {storm.refused}"
+        assert set(reads) <= {"rest 200", "rest 503", "graphql ok", "graphql SERVICE_UNAVAILABLE"}, reads
+        counted = callback_outcomes(httpx.get(handle.base_url + "/metrics").text)
+        assert counted.get("unavailable", 0) == figures["answers_503"]
+        assert sum(counted.values()) == figures["acknowledged"] + figures["answers_503"], counted
+        assert httpx.get(handle.base_url + "/readyz").status_code == 200
+    finally:
+        handle.stop()
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def callback_outcomes(exposition: str) -> dict[str, float]:
+    """`callmeter_callbacks_total{outcome="..."} N` lines of a /metrics page, by outcome."""
+    prefix = 'callmeter_callbacks_total{outcome="'
+    return {
+        line[len(prefix) :].split('"', 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith(prefix)
+    }
 
 
 async def test_readyz_reports_an_unreachable_database(private_postgres, tmp_path):

@@ -4,11 +4,17 @@ Every use of `databases` stays in `db/` so it can be swapped for SQLAlchemy's ow
 place. The caller owns the transaction: `async with db.transaction() as conn:` then pass `conn` to the
 query functions. SQLite allows one writer at a time, so on SQLite write transactions are serialised
 in-process (the embedded default is one process by design); PostgreSQL row locks do that job there.
+
+A database fault is `DatabaseUnavailableError` (a 503) wherever it strikes: opening a connection, a
+statement, BEGIN, COMMIT, ROLLBACK. A PostgreSQL connection that failed is terminated, not pooled, so
+the next request opens a fresh one; one that fails on its way back to the pool, its work done, is
+discarded the same way and the block's result stands (a committed event answers 2xx).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -23,6 +29,8 @@ from callmeter.settings import sqlite_path
 
 Connection = databases.core.Connection
 
+log = logging.getLogger("callmeter.db")
+
 # What opening a connection raises when the server cannot be reached or turns the connection down.
 CONNECT_FAILURES = (
     OSError,
@@ -35,12 +43,16 @@ CONNECT_FAILURES = (
     asyncpg.InvalidAuthorizationSpecificationError,
 )
 
-# What a lost or refused database connection raises, per driver, at any point.
+# What a lost or refused database connection raises, per driver, at any point. asyncpg's client-side
+# errors belong here: the FATAL of a backend terminated while its connection sat idle in the pool puts
+# asyncpg's protocol into a state that waits for a ReadyForQuery that never comes, so until the
+# socket's end arrives the next BEGIN or query fails with `InternalClientError: cannot switch to
+# state 15; another operation (2) is in progress`; after it, `InterfaceError: connection is closed`.
 UNAVAILABLE = (
     *CONNECT_FAILURES,
-    asyncpg.AdminShutdownError,
+    asyncpg.InternalClientError,
+    asyncpg.OperatorInterventionError,  # the server ended the session, or statement_timeout
     asyncpg.ConnectionDoesNotExistError,
-    asyncpg.QueryCanceledError,  # statement_timeout
     sqlite3.OperationalError,
 )
 
@@ -93,7 +105,7 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        async with self._unavailable_as_error() as opened, self._db.connection() as conn:
+        async with self._unavailable_as_error() as opened, self._held() as conn:
             opened.append(True)
             yield conn
 
@@ -102,7 +114,7 @@ class Database:
         """A write transaction on a connection of its own; commits when the block exits cleanly."""
         async with self._unavailable_as_error() as opened:
             if self.is_sqlite:
-                async with self._write_lock, self._db.connection() as conn:
+                async with self._write_lock, self._held() as conn:
                     opened.append(True)
                     # IMMEDIATE takes the write lock now, waiting out another process's writer for
                     # the busy timeout; a deferred BEGIN would fail at once ("database is locked")
@@ -116,10 +128,62 @@ class Database:
                         raise
                     await conn.execute("COMMIT")
             else:
-                async with self._db.connection() as conn:
+                async with self._held() as conn:
                     opened.append(True)
-                    async with conn.transaction():
+                    transaction = conn.raw_connection.transaction()
+                    await transaction.start()
+                    try:
                         yield conn
+                    except BaseException:
+                        try:
+                            await transaction.rollback()
+                        except UNAVAILABLE:  # a lost connection keeps no transaction
+                            self._discard(conn)
+                        raise
+                    await transaction.commit()
+
+    @asynccontextmanager
+    async def _held(self) -> AsyncIterator[Connection]:
+        """This task's connection, taken from the pool for the block and given back after it; on
+        PostgreSQL one that failed is discarded instead (SQLite closes its connection either way)."""
+        conn = self._db.connection()
+        await conn.__aenter__()
+        try:
+            yield conn
+        except BaseException as exc:
+            if isinstance(exc, UNAVAILABLE) and not self.is_sqlite:
+                self._discard(conn)
+            else:
+                await self._release(conn)
+            raise
+        await self._release(conn)
+
+    async def _release(self, conn: Connection) -> None:
+        """Back to the pool. The block's work is done (committed, or only read), so a connection that
+        fails now (asyncpg resets it on the way: that may find it broken) is discarded and the block's
+        result stands: Twilio is not told to resend an event that is stored."""
+        if conn._connection._connection is None:  # discarded already
+            return
+        try:
+            await conn.__aexit__()
+        except Exception as exc:  # whatever the reset met, the connection is not pooled again
+            log.warning("discarded a database connection that failed on its way back to the pool: %r", exc)
+            self._discard(conn)
+
+    def _discard(self, conn: Connection) -> None:
+        """Terminate a PostgreSQL connection that failed, and forget it: the pool opens a fresh one in
+        its place, and this task's next `connection()` does not find the broken one (`databases`
+        keeps one per task, which a failed BEGIN or release would otherwise leave half-held)."""
+        held = conn._connection
+        proxy = held._connection
+        # Not already detached by asyncpg's own cleanup (SQLite has no pool: nothing to terminate).
+        if not self.is_sqlite and proxy is not None and proxy._con is not None:
+            proxy.terminate()  # asyncpg gives the pool's slot back; it reconnects on the next acquire
+        held._connection = None
+        conn._connection_counter = 0
+        conn._transaction_stack.clear()
+        if self._db._connection is conn:
+            self._db._connection = None
 
     @asynccontextmanager
     async def _unavailable_as_error(self) -> AsyncIterator[list[bool]]:
