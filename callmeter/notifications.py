@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from callmeter.billing.usage import MonthSummary
 from callmeter.rows import CallRow
 
 
@@ -48,6 +49,16 @@ def call_object(call: CallRow) -> dict[str, object]:
         "started_at": rest_time(call.started_at),
         "ended_at": rest_time(call.ended_at),
         "status": str(call.status),
+    }
+
+
+def usage_object(summary: MonthSummary) -> dict[str, object]:
+    """The REST usage object of a month."""
+    return {
+        "month": str(summary.month),
+        "total_calls": summary.total_calls,
+        "total_minutes": summary.total_minutes,
+        "total_cost_usd": summary.total_cost_usd,
     }
 
 

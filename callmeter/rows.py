@@ -77,6 +77,8 @@ class CustomerRow:
     calendar: Calendar
     balance_usd: Decimal | None = None
     limits: Limits = NO_LIMITS
+    exhausted: bool = False  # balance.exhausted was sent and it has not been refilled since
+    cap_reached_month: str | None = None  # the last month spend_cap.reached was sent for
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,13 @@ class DeliveryRow:
     last_status_code: int | None
     next_attempt_at: datetime | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    id: int
+    user_id: int
+    metric: str
+    threshold: Decimal
+    name: str | None
+    last_fired_month: str | None

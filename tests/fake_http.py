@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 Handle = Callable[[str, str, Mapping[str, str], bytes], tuple[int, object]]
 
 
-def serve_json(handle: Handle) -> ThreadingHTTPServer:
-    """Start serving on a free port of 127.0.0.1 in a daemon thread; `shutdown()` stops it."""
+def serve_json(handle: Handle, port: int = 0) -> ThreadingHTTPServer:
+    """Start serving on `port` (0: a free one) of 127.0.0.1 in a daemon thread; `shutdown()` stops it."""
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
@@ -31,7 +31,7 @@ def serve_json(handle: Handle) -> ThreadingHTTPServer:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

@@ -16,7 +16,16 @@ from standardwebhooks import Webhook
 
 from callmeter.db import outbox
 from callmeter.notifications import EventType
-from tests.factories import add_agent, auth, call_events, graphql, open_db, post_callback, start_server
+from tests.factories import (
+    add_agent,
+    auth,
+    call_events,
+    free_port,
+    graphql,
+    open_db,
+    post_callback,
+    start_server,
+)
 from tests.fake_http import base_url, serve_json
 
 ADMIN = auth(1, admin=True)
@@ -215,3 +224,97 @@ async def test_two_processes_deliver_each_event_once_in_order(private_database, 
     finally:
         for handle in servers:
             handle.stop()
+
+
+ALERT = """mutation($u: ID!, $m: AlertMetric!, $t: Decimal!) { createUsageAlert(input: {userId: $u,
+  metric: $m, threshold: $t, name: "watch"}) { id metric threshold name lastFiredMonth } }"""
+
+
+async def test_alerts_and_balance_events_fire_once_in_the_transaction_that_crossed(
+    webhook_server, receiver, tmp_path
+):
+    found, url = receiver
+    every = [str(kind) for kind in EventType if kind is not EventType.CALL_COMPLETED]
+    async with httpx.AsyncClient(base_url=webhook_server.base_url, timeout=30) as client:
+        created = (await graphql(client, CREATE, {"url": url, "events": every}, headers=ADMIN))["data"][
+            "createWebhookEndpoint"
+        ]
+        agent = await add_agent(webhook_server.database_url, user_id=7, name="eve", numbers=[])
+        limits = {"lowBalanceUsd": "0.50", "monthlySpendCapUsd": "0.80"}
+        await graphql(
+            client,
+            "mutation($in: LimitsInput!) { setLimits(userId: 7, input: $in) { userId } }",
+            {"in": limits},
+            headers=ADMIN,
+        )
+        await graphql(
+            client,
+            'mutation { grantCredits(userId: 7, amountUsd: "1.00", idempotencyKey: "w") { id } }',
+            headers=ADMIN,
+        )
+        spend = (await graphql(client, ALERT, {"u": "7", "m": "SPEND_USD", "t": "0.30"}, headers=ADMIN))[
+            "data"
+        ]
+        await graphql(client, ALERT, {"u": "7", "m": "MINUTES", "t": "5"}, headers=ADMIN)
+        assert spend["createUsageAlert"]["lastFiredMonth"] is None
+        bad = await graphql(client, ALERT, {"u": "7", "m": "MINUTES", "t": "0"}, headers=ADMIN)
+        assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+        at = datetime.now(UTC) - timedelta(minutes=40)
+        # $0.05 a minute: 0.30 (alerts), 0.55 (balance 0.45: low), 0.85 (cap), 1.05 (exhausted), 1.10.
+        for n, seconds in enumerate((360, 300, 360, 240, 60)):
+            for form in call_events(f"CA0007{n:028d}", answered_at=at, duration=seconds):
+                response = await post_callback(
+                    client, webhook_server.base_url, form, query=f"agent_id={agent}"
+                )
+                assert response.status_code == 200
+        await wait_for(lambda: len(found.received) >= 5, timeout=10)
+        await asyncio.sleep(1.5)  # the periodic pass would have sent any repeat by now
+        events = found.verified(created["secret"])
+        assert [event["type"] for event in events] == [
+            "usage.threshold_reached",
+            "usage.threshold_reached",
+            "balance.low",
+            "spend_cap.reached",
+            "balance.exhausted",
+        ]
+        assert {events[0]["data"]["alert"]["metric"], events[1]["data"]["alert"]["metric"]} == {
+            "SPEND_USD",
+            "MINUTES",
+        }
+        assert events[0]["data"]["month"]["total_cost_usd"] == 0.30
+        assert events[2]["data"]["balance_usd"] == 0.45 and events[2]["data"]["available_usd"] == 0.45
+        assert events[3]["data"]["month"]["total_cost_usd"] == 0.85
+        assert events[4]["data"]["balance_usd"] == -0.05
+        body = await graphql(
+            client, "{ usage(userId: 7) { alerts { metric lastFiredMonth } } }", headers=ADMIN
+        )
+        assert all(alert["lastFiredMonth"] for alert in body["data"]["usage"]["alerts"])
+
+
+async def test_events_committed_before_a_sigkill_are_delivered_after_the_restart(private_database, tmp_path):
+    port = free_port()  # nothing listens there yet: every first attempt is refused
+    url = f"http://127.0.0.1:{port}/hooks"
+    first = start_server(private_database, tmp_path, WEBHOOKS_ALLOW_HTTP="true")
+    try:
+        async with httpx.AsyncClient(base_url=first.base_url, timeout=30) as client:
+            created = (
+                await graphql(client, CREATE, {"url": url, "events": ["call.completed"]}, headers=ADMIN)
+            )["data"]["createWebhookEndpoint"]
+            agent = await add_agent(private_database, user_id=8, name="kay", numbers=[])
+            await complete_calls(client, first.base_url, agent, 6, user=8)
+    finally:
+        first.process.kill()  # SIGKILL: between commit and delivery
+        first.process.wait()
+    found = Receiver()
+    listening = serve_json(found.handle, port=port)
+    second = start_server(private_database, tmp_path, WEBHOOKS_ALLOW_HTTP="true")
+    try:
+        await wait_for(lambda: len(found.received) >= 6, timeout=20)
+        await asyncio.sleep(1)
+        events = found.verified(created["secret"])
+        assert len(events) == 6 and len({event["id"] for event in events}) == 6
+        assert [e["data"]["call"]["call_sid"] for e in events] == [f"CA0008{n:028d}" for n in range(6)]
+    finally:
+        second.stop()
+        listening.shutdown()

@@ -7,7 +7,18 @@ import sys
 
 import click
 
-from callmeter.cli import agents, credits, customers, invoices, plans, reconcile, service, simulate, tokens
+from callmeter.cli import (
+    agents,
+    credits,
+    customers,
+    invoices,
+    plans,
+    reconcile,
+    service,
+    simulate,
+    tokens,
+    webhooks,
+)
 from callmeter.errors import CallmeterError
 
 
@@ -26,6 +37,8 @@ for command in (
     customers.customer,
     credits.credits,
     credits.limits,
+    webhooks.webhook,
+    webhooks.alert,
     simulate.simulate,
     plans.plan,
     invoices.invoice,

@@ -9,6 +9,7 @@ Reading the balance is one row: `customers.balance_usd`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,13 +17,15 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from callmeter.billing.credits import LedgerKind, MonthDraw
+from callmeter.billing.plans import Plan
+from callmeter.db import watch
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import credit_ledger, customers, invoices, monthly_usage
 from callmeter.db.types import to_decimal, to_utc
 from callmeter.db.usage import month_draw
 from callmeter.months import Month
-from callmeter.rows import CreditGrantRow
+from callmeter.rows import CreditGrantRow, CustomerRow
 
 _BALANCE = Prepared(select(customers.c.balance_usd).where(customers.c.user_id == bindparam("user_id")))
 _SET_BALANCE = Prepared(
@@ -68,23 +71,27 @@ async def fetch_month_draw(conn: Connection, *, user_id: int, month: Month) -> M
 async def settle(
     conn: Connection,
     *,
-    user_id: int,
+    customer: CustomerRow,
     month: Month,
     total_cost_usd: Decimal,
-    balance: Decimal,
     kind: LedgerKind,
+    default_plan: Plan,
     draw: MonthDraw | None = None,
     call_id: int | None = None,
     description: str | None = None,
-) -> Decimal:
-    """Charge the `balance` (as read under the user's billing lock) what the month's total cost now
-    still has to draw (negative: a refund), with a ledger entry; the balance after it. `draw`: the
-    month's draw as the caller read it already."""
-    draw = draw or await fetch_month_draw(conn, user_id=user_id, month=month)
+) -> CustomerRow:
+    """Charge a prepaid `customer` (as read under their billing lock) what the month's total cost
+    now still has to draw (negative: a refund), with a ledger entry and the balance events it
+    causes; the customer after it. `draw`: the month's draw as the caller read it already."""
+    balance = customer.balance_usd
+    if balance is None:
+        return customer
+    draw = draw or await fetch_month_draw(conn, user_id=customer.user_id, month=month)
     due = draw.due(total_cost_usd)
     if not due:
-        return balance
+        return customer
     after = balance - due
+    user_id = customer.user_id
     await _SET_BALANCE.execute(conn, key_user_id=user_id, balance_usd=after)
     await _SET_DRAWN.execute(conn, key_user_id=user_id, key_month=str(month), drawn_usd=draw.drawn_usd + due)
     await _LEDGER.fetch_val(
@@ -99,7 +106,15 @@ async def settle(
         description=description,
         created_at=datetime.now(UTC),
     )
-    return after
+    changed = replace(customer, balance_usd=after)
+    return await watch.balance_changed(
+        conn,
+        customer=changed,
+        before=balance,
+        default_plan=default_plan,
+        now=datetime.now(UTC),
+        completing_call_id=call_id,
+    )
 
 
 def _grant(row: Mapping[str, Any]) -> CreditGrantRow:
@@ -135,9 +150,15 @@ async def start_prepaid(conn: Connection, *, user_id: int, bases: Mapping[Month,
 
 
 async def add_grant(
-    conn: Connection, *, user_id: int, amount: Decimal, key: str, description: str | None
+    conn: Connection,
+    *,
+    customer: CustomerRow,
+    amount: Decimal,
+    key: str,
+    description: str | None,
+    default_plan: Plan,
 ) -> CreditGrantRow:
-    balance = await fetch_balance(conn, user_id=user_id)
+    user_id, balance = customer.user_id, customer.balance_usd
     after = (balance or Decimal(0)) + amount
     await _SET_BALANCE.execute(conn, key_user_id=user_id, balance_usd=after)
     await _LEDGER.fetch_val(
@@ -151,6 +172,13 @@ async def add_grant(
         idempotency_key=key,
         description=description,
         created_at=datetime.now(UTC),
+    )
+    await watch.balance_changed(
+        conn,
+        customer=replace(customer, balance_usd=after),
+        before=balance or Decimal(0),
+        default_plan=default_plan,
+        now=datetime.now(UTC),
     )
     found = await find_grant(conn, user_id=user_id, key=key)
     assert found is not None

@@ -39,6 +39,8 @@ def _customer(row: Mapping[str, Any]) -> CustomerRow:
             enforce=bool(row["enforce"]),
             low_balance_usd=_money(row["low_balance_usd"]),
         ),
+        exhausted=bool(row["exhausted"]),
+        cap_reached_month=row["cap_reached_month"],
     )
 
 
@@ -48,7 +50,7 @@ _FETCH_LOCKED = Prepared(
 )
 _CREATE = Prepared(
     insert(customers).on_conflict_do_nothing(index_elements=["user_id"]),
-    columns=("user_id", "timezones", "created_at", "enforce"),
+    columns=("user_id", "timezones", "created_at", "enforce", "exhausted"),
 )
 
 
@@ -71,6 +73,7 @@ async def ensure_customer(
         timezones=json.dumps(calendar_to(calendar)),
         created_at=datetime.now(UTC),
         enforce=False,
+        exhausted=False,
     )
     made = await fetch_customer(conn, user_id=user_id, lock=lock)
     assert made is not None
@@ -95,4 +98,14 @@ async def save_limits(conn: Connection, *, user_id: int, limits: Limits) -> None
             enforce=limits.enforce,
             low_balance_usd=limits.low_balance_usd,
         )
+    )
+
+
+async def save_flags(
+    conn: Connection, *, user_id: int, exhausted: bool, cap_reached_month: str | None
+) -> None:
+    await conn.execute(
+        customers.update()
+        .where(customers.c.user_id == user_id)
+        .values(exhausted=exhausted, cap_reached_month=cap_reached_month)
     )

@@ -1,34 +1,24 @@
 """The transactional outbox: events written in the transaction that caused them, one delivery per
-subscribed endpoint, and the sender's claims on them.
+subscribed endpoint.
 
-`enqueue` runs in the caller's transaction: a change that rolls back leaves no event. Deliveries are
-claimed with a lease (`next_attempt_at` moved past the send's timeout) in a short transaction of
-their own, so no lock is held while a receiver answers and, on PostgreSQL, `FOR UPDATE SKIP LOCKED`
-lets several processes claim without taking the same delivery. Only the oldest pending delivery of
-each (endpoint, customer) may be claimed, so one customer's events reach an endpoint in order.
+`enqueue` runs in the caller's transaction: a change that rolls back leaves no event; the sender
+(workers/deliveries.py, db/deliveries.py) sends it after commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, select
 
 from callmeter.db.calls import fetch_calls_by_ids
 from callmeter.db.connection import Connection
-from callmeter.db.locks import is_postgres
+from callmeter.db.deliveries import PENDING
 from callmeter.db.prepared import Prepared
-from callmeter.db.tables import outbox_events, webhook_attempts, webhook_deliveries, webhook_endpoints
-from callmeter.db.types import to_utc
+from callmeter.db.tables import outbox_events, webhook_deliveries, webhook_endpoints
 from callmeter.notifications import EventType, call_data, event_body, new_event_id
-from callmeter.rows import DeliveryRow
-
-PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
-LEASE = timedelta(seconds=30)  # longer than a send may take
 
 _SUBSCRIBED = Prepared(
     select(webhook_endpoints.c.id).where(
@@ -79,183 +69,6 @@ async def enqueue(
             created_at=now,
         )
     return event_id
-
-
-@dataclass(frozen=True)
-class Claim:
-    delivery_id: int
-    endpoint_id: int
-    url: str
-    sealed_secret: str
-    event_id: str
-    body: str
-    attempts: int
-    created_at: datetime
-    failing_since: datetime | None
-
-
-def _claim_query(limit: int, postgres: bool) -> Any:
-    earlier = aliased(webhook_deliveries)
-    query = (
-        select(
-            webhook_deliveries.c.id,
-            webhook_deliveries.c.endpoint_id,
-            webhook_deliveries.c.attempts,
-            webhook_deliveries.c.created_at,
-            webhook_endpoints.c.url,
-            webhook_endpoints.c.secret,
-            webhook_endpoints.c.failing_since,
-            outbox_events.c.event_id,
-            outbox_events.c.body,
-        )
-        .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
-        .join(outbox_events, outbox_events.c.id == webhook_deliveries.c.outbox_id)
-        .where(
-            webhook_deliveries.c.status == PENDING,
-            webhook_deliveries.c.next_attempt_at <= bindparam("now"),
-            webhook_endpoints.c.deleted_at.is_(None),
-            webhook_endpoints.c.disabled.is_(False),
-            ~select(earlier.c.id)
-            .where(
-                and_(
-                    earlier.c.endpoint_id == webhook_deliveries.c.endpoint_id,
-                    earlier.c.user_id == webhook_deliveries.c.user_id,
-                    earlier.c.status == PENDING,
-                    earlier.c.id < webhook_deliveries.c.id,
-                )
-            )
-            .exists(),
-        )
-        .order_by(webhook_deliveries.c.id)
-        .limit(limit)
-    )
-    if postgres:
-        query = query.with_for_update(of=webhook_deliveries, skip_locked=True)
-    return query
-
-
-CLAIM_BATCH = 200
-_CLAIMS = {postgres: Prepared(_claim_query(CLAIM_BATCH, postgres)) for postgres in (True, False)}
-_LEASE = Prepared(
-    webhook_deliveries.update().where(webhook_deliveries.c.id == bindparam("key_id")),
-    columns=("next_attempt_at",),
-)
-
-
-async def claim_due(conn: Connection, *, now: datetime) -> list[Claim]:
-    """Up to CLAIM_BATCH deliveries due now, each leased to the caller until `now + LEASE`."""
-    rows = await _CLAIMS[is_postgres(conn)].fetch_all(conn, now=now)
-    for row in rows:
-        await _LEASE.execute(conn, key_id=row["id"], next_attempt_at=now + LEASE)
-    return [
-        Claim(
-            delivery_id=row["id"],
-            endpoint_id=row["endpoint_id"],
-            url=row["url"],
-            sealed_secret=row["secret"],
-            event_id=row["event_id"],
-            body=row["body"],
-            attempts=row["attempts"],
-            created_at=to_utc(row["created_at"]),
-            failing_since=row["failing_since"] and to_utc(row["failing_since"]),
-        )
-        for row in rows
-    ]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one attempt decided for its delivery (and its endpoint)."""
-
-    delivery_id: int
-    endpoint_id: int
-    attempt: int
-    at: datetime
-    status_code: int | None
-    error: str | None
-    duration_ms: int
-    status: str  # PENDING (retry at next_attempt_at), SUCCEEDED or FAILED
-    next_attempt_at: datetime | None
-    endpoint_failing_since: datetime | None
-    disable_endpoint: bool
-
-
-async def record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
-    for outcome in outcomes:
-        await conn.execute(
-            webhook_attempts.insert().values(
-                delivery_id=outcome.delivery_id,
-                attempt=outcome.attempt,
-                at=outcome.at,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                duration_ms=outcome.duration_ms,
-            )
-        )
-        await conn.execute(
-            webhook_deliveries.update()
-            .where(webhook_deliveries.c.id == outcome.delivery_id)
-            .values(
-                status=outcome.status,
-                attempts=outcome.attempt,
-                next_attempt_at=outcome.next_attempt_at,
-                last_status_code=outcome.status_code,
-                last_error=outcome.error,
-                completed_at=None if outcome.status == PENDING else outcome.at,
-            )
-        )
-        values: dict[str, Any] = {"failing_since": outcome.endpoint_failing_since}
-        if outcome.disable_endpoint:
-            values["disabled"] = True
-        await conn.execute(
-            webhook_endpoints.update().where(webhook_endpoints.c.id == outcome.endpoint_id).values(**values)
-        )
-
-
-def delivery_row(row: Mapping[str, Any]) -> DeliveryRow:
-    return DeliveryRow(
-        id=row["id"],
-        event_id=row["event_id"],
-        event_type=row["type"],
-        attempts=row["attempts"],
-        status=row["status"],
-        last_status_code=row["last_status_code"],
-        next_attempt_at=row["next_attempt_at"] and to_utc(row["next_attempt_at"]),
-        created_at=to_utc(row["created_at"]),
-    )
-
-
-_DELIVERIES = select(
-    webhook_deliveries.c.id,
-    webhook_deliveries.c.attempts,
-    webhook_deliveries.c.status,
-    webhook_deliveries.c.last_status_code,
-    webhook_deliveries.c.next_attempt_at,
-    webhook_deliveries.c.created_at,
-    outbox_events.c.event_id,
-    outbox_events.c.type,
-).join(outbox_events, outbox_events.c.id == webhook_deliveries.c.outbox_id)
-
-
-async def list_deliveries(conn: Connection, *, endpoint_id: int, first: int) -> list[DeliveryRow]:
-    """An endpoint's deliveries, newest first."""
-    rows = await conn.fetch_all(
-        _DELIVERIES.where(webhook_deliveries.c.endpoint_id == endpoint_id)
-        .order_by(webhook_deliveries.c.id.desc())
-        .limit(first)
-    )
-    return [delivery_row(row) for row in rows]
-
-
-async def redeliver(conn: Connection, *, delivery_id: int, now: datetime) -> DeliveryRow | None:
-    """Send a delivery again now (its attempts so far are kept)."""
-    await conn.execute(
-        webhook_deliveries.update()
-        .where(webhook_deliveries.c.id == delivery_id)
-        .values(status=PENDING, next_attempt_at=now, completed_at=None)
-    )
-    row = await conn.fetch_one(_DELIVERIES.where(webhook_deliveries.c.id == delivery_id))
-    return delivery_row(row) if row else None
 
 
 async def enqueue_call_event(

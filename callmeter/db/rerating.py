@@ -18,6 +18,7 @@ from callmeter.billing.usage import MonthTotals
 from callmeter.call_lifecycle import CallStatus
 from callmeter.db import credits
 from callmeter.db.connection import Connection
+from callmeter.db.customers import fetch_customer
 from callmeter.db.plans import plan_schedule
 from callmeter.db.tables import call_usage, monthly_usage
 from callmeter.db.usage import fetch_month
@@ -34,22 +35,22 @@ async def rerate_months(
         .order_by(monthly_usage.c.month)
     )
     schedule = await plan_schedule(conn, user_id=user_id)
-    balance = await credits.fetch_balance(conn, user_id=user_id)
+    customer = await fetch_customer(conn, user_id=user_id)
     rerated = []
     for record in months:
         month = Month.stored(record["month"])
         plan = plan_in_force(schedule, month, default_plan)
         totals = await _rerate_month(conn, user_id=user_id, month=month, plan=plan)
         rerated.append(totals)
-        if balance is not None:
+        if customer is not None:
             # A prepaid customer's balance follows the month's new total: a charge or a refund.
-            balance = await credits.settle(
+            customer = await credits.settle(
                 conn,
-                user_id=user_id,
+                customer=customer,
                 month=month,
                 total_cost_usd=fixed_fee(plan) + totals.usage_charge_usd,
-                balance=balance,
                 kind=LedgerKind.ADJUSTMENT,
+                default_plan=default_plan,
                 description=f"re-rated by {plan.name}",
             )
     return rerated

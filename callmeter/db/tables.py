@@ -218,6 +218,8 @@ customers = Table(
     Column("max_concurrent_calls", Integer),
     Column("enforce", Boolean, nullable=False, server_default=false()),
     Column("low_balance_usd", Money),
+    Column("exhausted", Boolean, nullable=False, server_default=false()),  # balance.exhausted sent
+    Column("cap_reached_month", String(7)),  # the last month spend_cap.reached was sent for
 )
 
 # Append-only: every grant and every charge to a prepaid balance, with the balance after it.
@@ -284,9 +286,10 @@ call_terminations = Table(
 # The outgoing webhooks' tables live beside these, on the same metadata.
 from callmeter.db.webhook_tables import (  # noqa: E402  (needs `metadata` above)
     outbox_events,
+    usage_alerts,
     webhook_attempts,
     webhook_deliveries,
     webhook_endpoints,
 )
 
-__all__ = ["outbox_events", "webhook_attempts", "webhook_deliveries", "webhook_endpoints"]
+__all__ = ["outbox_events", "usage_alerts", "webhook_attempts", "webhook_deliveries", "webhook_endpoints"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.call_lifecycle import CallStatus
@@ -33,12 +33,17 @@ class Termination:
     call_status: CallStatus
 
 
-async def enforced_users(conn: Connection) -> list[int]:
-    """Customers with `enforce` on and a call in progress."""
+async def watched_users(conn: Connection) -> list[int]:
+    """Customers with a call in progress and something to watch: `enforce` on, a prepaid balance
+    or a spend cap."""
     rows = await conn.fetch_all(
         select(customers.c.user_id)
         .where(
-            customers.c.enforce.is_(True),
+            or_(
+                customers.c.enforce.is_(True),
+                customers.c.balance_usd.is_not(None),
+                customers.c.monthly_spend_cap_usd.is_not(None),
+            ),
             select(call_usage.c.id)
             .where(call_usage.c.user_id == customers.c.user_id, call_usage.c.status == CallStatus.ACTIVE)
             .exists(),

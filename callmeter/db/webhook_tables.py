@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 
 from callmeter.db.tables import BigId, metadata
-from callmeter.db.types import UTCDateTime
+from callmeter.db.types import Money, UTCDateTime
 
 # Outgoing webhooks (workers/deliveries.py). `events` is ",type,type," so one LIKE finds subscribers.
 webhook_endpoints = Table(
@@ -81,4 +81,18 @@ webhook_attempts = Table(
     Column("status_code", Integer),
     Column("error", Text),
     Column("duration_ms", Integer, nullable=False),
+)
+
+
+# A customer's usage alert: fires `usage.threshold_reached` once a month (in their zone).
+usage_alerts = Table(
+    "usage_alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False, index=True),
+    Column("metric", String(32), nullable=False),  # billing.alerts.AlertMetric
+    Column("threshold", Money, nullable=False),
+    Column("name", String(200)),
+    Column("last_fired_month", String(7)),
+    Column("created_at", UTCDateTime, nullable=False),
 )

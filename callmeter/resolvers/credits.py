@@ -51,7 +51,14 @@ async def grant_credits(
                 for totals in months
             }
             await credits.start_prepaid(conn, user_id=user_id, bases=bases)
-        return await credits.add_grant(conn, user_id=user_id, amount=amount, key=key, description=description)
+        return await credits.add_grant(
+            conn,
+            customer=customer,
+            amount=amount,
+            key=key,
+            description=description,
+            default_plan=services.default_plan,
+        )
 
 
 async def set_limits(services: Services, *, user_id: int, limits: Limits) -> CustomerRow:

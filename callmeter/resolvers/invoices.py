@@ -14,7 +14,7 @@ from callmeter.billing.credits import LedgerKind
 from callmeter.billing.invoices import Credit, Draft, InvoiceView, draft_invoice
 from callmeter.billing.plans import Plan, fixed_fee
 from callmeter.billing.usage import billable_months
-from callmeter.db import credits, invoices, outbox, plans, usage
+from callmeter.db import credits, customers, invoices, outbox, plans, usage
 from callmeter.db.connection import Connection
 from callmeter.db.locks import lock_user_billing
 from callmeter.errors import BadInputError
@@ -38,19 +38,21 @@ async def _credit(
     return Credit(charged_usd=charged, left_usd=await credits.credit_left(conn, user_id=user_id))
 
 
-async def _charge_fee(conn: Connection, *, user_id: int, month: Month, plan: Plan) -> None:
+async def _charge_fee(
+    conn: Connection, services: Services, *, user_id: int, month: Month, plan: Plan
+) -> None:
     """Finalizing a prepaid customer's month with no call yet charges its fixed fee."""
-    balance = await credits.fetch_balance(conn, user_id=user_id)
-    if balance is None or not fixed_fee(plan):
+    customer = await customers.fetch_customer(conn, user_id=user_id)
+    if customer is None or customer.balance_usd is None or not fixed_fee(plan):
         return
     await usage.ensure_month(conn, user_id=user_id, month=month, credit_base_usd=Decimal(0))
     totals = await usage.fetch_month(conn, user_id=user_id, month=month)
     await credits.settle(
         conn,
-        user_id=user_id,
+        customer=customer,
         month=month,
         total_cost_usd=fixed_fee(plan) + totals.usage_charge_usd,
-        balance=balance,
+        default_plan=services.default_plan,
         kind=LedgerKind.FEE,
         description=f"{plan.name} for {month}",
     )
@@ -140,7 +142,7 @@ async def finalize_month(
                 finalized.append(existing[0])
                 continue
             plan = await plans.plan_for_month(conn, user_id=user, month=month) or services.default_plan
-            await _charge_fee(conn, user_id=user, month=month, plan=plan)
+            await _charge_fee(conn, services, user_id=user, month=month, plan=plan)
             draft = await _draft(conn, services, user_id=user, month=month)
             if draft.owes_nothing:
                 continue

@@ -9,79 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from callmeter.auth import Viewer
-from callmeter.billing.allowance import Allowance, OpenMonth, available, decide
-from callmeter.billing.plans import plan_in_force
-from callmeter.db import authorizations, calls, customers, plans, usage
+from callmeter.billing.allowance import Allowance
+from callmeter.db import authorizations, customers
 from callmeter.db.agents import AgentOwner, find_agent_owner
 from callmeter.db.connection import Connection
+from callmeter.db.spend import SpendState, spend_state
 from callmeter.errors import BadInputError, ForbiddenError, NotFoundError
-from callmeter.months import Month
 from callmeter.resolvers.services import Services
-from callmeter.rows import CallRow, CustomerRow
-
-
-@dataclass(frozen=True)
-class SpendState:
-    customer: CustomerRow
-    months: dict[Month, OpenMonth]  # the current month and every month with a call in progress
-    current: Month
-    active_calls: int  # calls not in a final status (ringing too) and slots held for calls to come
-    calls: list[CallRow]  # the calls in progress
-
-    def allowance(self) -> Allowance:
-        return decide(
-            limits=self.customer.limits,
-            balance=self.customer.balance_usd,
-            months=self.months,
-            current=self.current,
-            active_calls=self.active_calls,
-        )
-
-    @property
-    def available_usd(self) -> Decimal | None:
-        return available(self.customer.balance_usd, list(self.months.values()))
-
-
-def elapsed_seconds(call: CallRow, now: datetime) -> int:
-    """Seconds a call in progress has been answered (0 while it rings)."""
-    if call.started_at is None:
-        return 0
-    return max(0, int((now - call.started_at).total_seconds()))
-
-
-async def spend_state(
-    conn: Connection, services: Services, *, customer: CustomerRow, now: datetime
-) -> SpendState:
-    user_id = customer.user_id
-    current = customer.calendar.current(now)
-    active = await calls.list_active_calls(conn, user_id=user_id, answered=False)
-    held = await authorizations.held_slots(conn, user_id=user_id, now=now)
-    schedule = await plans.plan_schedule(conn, user_id=user_id)
-    running: dict[Month, list[int]] = {}
-    for call in active:
-        running.setdefault(call.month, []).append(elapsed_seconds(call, now))
-    months = {}
-    for month in {current, *running}:
-        stored = await usage.fetch_stored_month(conn, user_id=user_id, month=month)
-        months[month] = OpenMonth(
-            month=month,
-            plan=plan_in_force(schedule, month, services.default_plan),
-            billable_seconds=stored.billable_seconds if stored else 0,
-            usage_charge_usd=stored.usage_charge_usd if stored else Decimal("0.00"),
-            recorded=stored is not None,
-            running=tuple(running.get(month, ())),
-        )
-    return SpendState(customer, months, current, len(active) + held, active)
+from callmeter.rows import CustomerRow
 
 
 async def customer_state(services: Services, *, user_id: int) -> SpendState:
     async with services.db.connection() as conn:
         customer = await customers.fetch_customer(conn, user_id=user_id)
         customer = customer or CustomerRow(user_id, services.settings.default_calendar)
-        return await spend_state(conn, services, customer=customer, now=datetime.now(UTC))
+        return await spend_state(
+            conn, default_plan=services.default_plan, customer=customer, now=datetime.now(UTC)
+        )
 
 
 @dataclass(frozen=True)
@@ -109,7 +55,9 @@ async def call_allowance(services: Services, viewer: Viewer, *, agent_id: int) -
         owner = await owned_agent(conn, viewer, agent_id=agent_id, user_id=None)
         customer = await customers.fetch_customer(conn, user_id=owner.user_id)
         customer = customer or CustomerRow(owner.user_id, services.settings.default_calendar)
-        state = await spend_state(conn, services, customer=customer, now=datetime.now(UTC))
+        state = await spend_state(
+            conn, default_plan=services.default_plan, customer=customer, now=datetime.now(UTC)
+        )
     return Decision(state.allowance())
 
 
@@ -140,7 +88,7 @@ async def authorize_call(
         customer = await customers.ensure_customer(
             conn, user_id=owner.user_id, calendar=services.settings.default_calendar, lock=True
         )
-        state = await spend_state(conn, services, customer=customer, now=now)
+        state = await spend_state(conn, default_plan=services.default_plan, customer=customer, now=now)
         allowance = state.allowance()
         if not allowance.allowed:
             return owner, Decision(allowance)

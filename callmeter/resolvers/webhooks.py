@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from callmeter.db import endpoints, outbox
+from callmeter.db import deliveries as deliveries_db
+from callmeter.db import endpoints
 from callmeter.errors import BadInputError, NotFoundError
 from callmeter.inputs import is_one_line
 from callmeter.notifications import EventType
@@ -71,12 +72,12 @@ async def deliveries(services: Services, *, endpoint_id: int, first: int | None)
     async with services.db.connection() as conn:
         if await endpoints.fetch_endpoint(conn, endpoint_id=endpoint_id) is None:
             raise NotFoundError(f"there is no webhook endpoint {endpoint_id}")
-        return await outbox.list_deliveries(conn, endpoint_id=endpoint_id, first=size)
+        return await deliveries_db.list_deliveries(conn, endpoint_id=endpoint_id, first=size)
 
 
 async def redeliver(services: Services, *, delivery_id: int) -> DeliveryRow:
     async with services.db.transaction() as conn:
-        found = await outbox.redeliver(conn, delivery_id=delivery_id, now=datetime.now(UTC))
+        found = await deliveries_db.redeliver(conn, delivery_id=delivery_id, now=datetime.now(UTC))
     if found is None:
         raise NotFoundError(f"there is no webhook delivery {delivery_id}")
     return found

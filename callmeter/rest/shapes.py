@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 
 from callmeter.auth import Viewer, viewer_from_authorization
 from callmeter.billing.usage import MonthSummary
-from callmeter.notifications import call_object
+from callmeter.notifications import call_object, usage_object
 from callmeter.resolvers.scope import target_user
 from callmeter.resolvers.services import Services
 from callmeter.rows import CallRow
@@ -41,12 +41,7 @@ def viewer_and_user(request: Request) -> tuple[Services, Viewer, int]:
 
 
 def usage_json(summary: MonthSummary) -> dict[str, object]:
-    return {
-        "month": str(summary.month),
-        "total_calls": summary.total_calls,
-        "total_minutes": summary.total_minutes,
-        "total_cost_usd": summary.total_cost_usd,
-    }
+    return usage_object(summary)
 
 
 def call_json(call: CallRow) -> dict[str, object]:

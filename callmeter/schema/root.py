@@ -8,8 +8,9 @@ import strawberry
 
 from callmeter.inputs import parse_id
 from callmeter.months import Month
-from callmeter.resolvers import agents, credits, customers, events, invoices, plans, spend, webhooks
+from callmeter.resolvers import agents, alerts, credits, customers, events, invoices, plans, spend, webhooks
 from callmeter.resolvers.scope import require_admin, target_user
+from callmeter.schema.alerts import UsageAlert, UsageAlertInput
 from callmeter.schema.billing import Invoice, Plan, PlanInput
 from callmeter.schema.context import Info
 from callmeter.schema.customers import CallAllowance, CreditGrant, Customer, LimitsInput
@@ -162,6 +163,23 @@ class Mutation:
             info.context.services, user_id=parse_id(user_id, "userId"), limits=input.to_value()
         )
         return Customer.from_row(row)
+
+    @strawberry.mutation(description="Fire usage.threshold_reached once a month at a threshold. Admin only.")
+    async def create_usage_alert(self, info: Info, input: UsageAlertInput) -> UsageAlert:
+        require_admin(info.context.require_viewer())
+        row = await alerts.create_alert(
+            info.context.services,
+            user_id=parse_id(input.user_id, "userId"),
+            metric=input.metric,
+            threshold=input.threshold,
+            name=input.name,
+        )
+        return UsageAlert.from_row(row)
+
+    @strawberry.mutation(description="Admin only.")
+    async def delete_usage_alert(self, info: Info, id: strawberry.ID) -> bool:
+        require_admin(info.context.require_viewer())
+        return await alerts.delete_alert(info.context.services, alert_id=parse_id(id, "id"))
 
     @strawberry.mutation(
         description="Send events to a URL, signed with the secret returned once. Admin only."

@@ -8,7 +8,8 @@ from typing import Annotated
 import strawberry
 
 from callmeter.months import Month
-from callmeter.resolvers import calls, customers, invoices, usage
+from callmeter.resolvers import alerts, calls, customers, invoices, usage
+from callmeter.schema.alerts import UsageAlert
 from callmeter.schema.billing import Invoice
 from callmeter.schema.context import Info
 from callmeter.schema.customers import Customer
@@ -30,6 +31,11 @@ class Usage:
     @strawberry.field
     async def customer(self, info: Info) -> Customer:
         return Customer.from_row(await customers.customer(info.context.services, user_id=self.user_id))
+
+    @strawberry.field(description="The customer's usage alerts.")
+    async def alerts(self, info: Info) -> list[UsageAlert]:
+        rows = await alerts.list_alerts(info.context.services, user_id=self.user_id)
+        return [UsageAlert.from_row(row) for row in rows]
 
     @strawberry.field(description="This month in the customer's billing time zone.")
     async def current(self, info: Info) -> MonthlyUsage:

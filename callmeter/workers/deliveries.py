@@ -14,12 +14,12 @@ import logging
 import random
 from datetime import UTC, datetime, timedelta
 
-import httpx
+import aiohttp
 
-from callmeter.db import outbox
-from callmeter.db.outbox import FAILED, PENDING, SUCCEEDED, Claim, Outcome
+from callmeter.db import deliveries as outbox_deliveries
+from callmeter.db.deliveries import FAILED, PENDING, SUCCEEDED, Claim, Outcome
 from callmeter.errors import ConfigError
-from callmeter.outbound.webhooks import Attempt, send
+from callmeter.outbound.webhooks import Attempt, new_session, send
 from callmeter.resolvers.services import Services
 from callmeter.sealing import unseal
 
@@ -28,6 +28,7 @@ log = logging.getLogger("callmeter.webhooks.out")
 RETRY_FOR = timedelta(hours=24)
 DISABLE_AFTER = timedelta(days=5)
 IDLE_POLL_SECONDS = 0.1
+CONCURRENT_SENDS = 64  # requests in flight at once, over all endpoints
 _DELAYS = (5, 30, 120, 600, 1800, 3600, 7200)  # seconds, then every 4 hours
 _LATER = 4 * 3600
 
@@ -73,7 +74,14 @@ def decide(claim: Claim, attempt: Attempt, now: datetime) -> Outcome:
     )
 
 
-async def _attempt(services: Services, client: httpx.AsyncClient, claim: Claim) -> Attempt:
+async def _attempt(
+    services: Services, client: aiohttp.ClientSession, claim: Claim, slots: asyncio.Semaphore
+) -> Attempt:
+    async with slots:
+        return await _send(services, client, claim)
+
+
+async def _send(services: Services, client: aiohttp.ClientSession, claim: Claim) -> Attempt:
     settings = services.settings
     try:
         secret = unseal(str(settings.jwt_secret), claim.sealed_secret)
@@ -89,17 +97,18 @@ async def _attempt(services: Services, client: httpx.AsyncClient, claim: Claim) 
     )
 
 
-async def deliver_due(services: Services, client: httpx.AsyncClient) -> int:
+async def deliver_due(services: Services, client: aiohttp.ClientSession) -> int:
     """One round: claim, send, record. How many deliveries were attempted."""
     async with services.db.transaction() as conn:
-        claims = await outbox.claim_due(conn, now=datetime.now(UTC))
+        claims = await outbox_deliveries.claim_due(conn, now=datetime.now(UTC))
     if not claims:
         return 0
-    attempts = await asyncio.gather(*(_attempt(services, client, claim) for claim in claims))
+    slots = asyncio.Semaphore(CONCURRENT_SENDS)
+    attempts = await asyncio.gather(*(_attempt(services, client, claim, slots) for claim in claims))
     now = datetime.now(UTC)
     outcomes = [decide(claim, attempt, now) for claim, attempt in zip(claims, attempts, strict=True)]
     async with services.db.transaction() as conn:
-        await outbox.record(conn, outcomes)
+        await outbox_deliveries.record(conn, outcomes)
     for claim, outcome in zip(claims, outcomes, strict=True):
         if outcome.status != SUCCEEDED:
             log.warning(
@@ -117,7 +126,7 @@ async def deliver_due(services: Services, client: httpx.AsyncClient) -> int:
 
 async def deliver_periodically(services: Services) -> None:
     """The `serve` background task: rounds back to back while there is work, polling when idle."""
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100)) as client:
+    async with new_session(CONCURRENT_SENDS) as client:
         while True:
             try:
                 if await deliver_due(services, client):

@@ -20,12 +20,13 @@ from datetime import UTC, datetime, timedelta
 from twilio.base.exceptions import TwilioRestException
 
 from callmeter.billing.allowance import reason_to_end
+from callmeter.billing.usage import summarize
 from callmeter.call_lifecycle import CallStatus
-from callmeter.db import customers, terminations
+from callmeter.db import customers, terminations, usage, watch
 from callmeter.db.locks import job_lock, lock_user_billing
+from callmeter.db.spend import spend_state
 from callmeter.outbound.twilio_api import CALL_NOT_IN_PROGRESS, hang_up, twilio_client
 from callmeter.resolvers.services import Services
-from callmeter.resolvers.spend import spend_state
 
 log = logging.getLogger("callmeter.enforcement")
 
@@ -40,21 +41,30 @@ class EnforcementReport:
 
 
 async def decide_terminations(services: Services, *, now: datetime) -> int:
+    """For each customer with calls in progress: tell the operator when the available balance or
+    the month's spend reaches a limit, running costs counted, and if they enforce, end the calls."""
     decided = 0
     async with services.db.connection() as conn:
-        users = await terminations.enforced_users(conn)
+        users = await terminations.watched_users(conn)
     for user_id in users:
         async with services.db.transaction() as conn:
             await lock_user_billing(conn, user_id=user_id)
             customer = await customers.fetch_customer(conn, user_id=user_id)
             if customer is None:
                 continue
-            state = await spend_state(conn, services, customer=customer, now=now)
-            reason = reason_to_end(
-                customer.limits,
-                available_usd=state.available_usd,
-                spend_usd=state.months[state.current].spend_now,
+            state = await spend_state(conn, default_plan=services.default_plan, customer=customer, now=now)
+            spend = state.months[state.current].spend_now
+            customer = await watch.available_checked(
+                conn, customer=customer, available_usd=state.available_usd, now=now
             )
+            cap = customer.limits.monthly_spend_cap_usd
+            if cap is not None and spend >= cap and customer.cap_reached_month != str(state.current):
+                totals = await usage.fetch_month(conn, user_id=user_id, month=state.current)
+                summary = summarize(totals, state.months[state.current].plan)
+                customer = await watch.spend_checked(
+                    conn, customer=customer, summary=summary, spend_usd=spend, now=now
+                )
+            reason = reason_to_end(customer.limits, available_usd=state.available_usd, spend_usd=spend)
             if reason is None or not state.calls:
                 continue
             calls = [(call.id, call.call_sid) for call in state.calls]
