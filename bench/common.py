@@ -55,11 +55,14 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def serve(database_url: str, port: int, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+def serve(
+    database_url: str, port: int, *args: str, log: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`callmeter serve` on the port, ready; `env`: more settings."""
     out = log.open("wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "callmeter", "serve", "--port", str(port), *args],
-        env=service_env(database_url),
+        env=service_env(database_url, **(env or {})),
         stdout=out,
         stderr=subprocess.STDOUT,
     )

@@ -29,7 +29,7 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import JWT_SECRET, create_database, drop_database, service_env  # noqa: E402
+from bench.common import JWT_SECRET, create_database, drop_database, serve, service_env  # noqa: E402
 from callmeter.notifications import EventType, event_body, new_event_id  # noqa: E402
 from callmeter.sealing import seal  # noqa: E402
 
@@ -88,27 +88,6 @@ async def write_events(conn: asyncpg.Connection, endpoint_id: int, users: list[i
     return ids
 
 
-def start_serve(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    import httpx
-
-    env = service_env(database_url, WEBHOOKS_ALLOW_HTTP="true", RECONCILE_INTERVAL_SECONDS="0")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callmeter", "serve", "--port", str(port)],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"serve did not start: {log.read_text()[-2000:]}")
-
-
 async def wait_all(receiver: Receiver, ids: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not all(event_id in receiver.arrivals for event_id in ids):
@@ -133,7 +112,8 @@ async def run(args: argparse.Namespace, database_url: str) -> None:
     async with conn.transaction():
         backlog = await write_events(conn, endpoint_id, users)
     log = Path("/tmp") / f"bench-webhooks-{port}.log"
-    process = start_serve(database_url, port + 1, log)
+    settings = {"WEBHOOKS_ALLOW_HTTP": "true", "RECONCILE_INTERVAL_SECONDS": "0"}
+    process = serve(database_url, port + 1, log=log, env=settings)
     try:
         started = time.time()
         await wait_all(receiver, backlog, timeout=300)

@@ -241,3 +241,45 @@ async def test_the_page_shows_the_customers_billing_zone_and_their_months(server
     assert await page.locator("#chart rect").count() == 12
     last = (await page.locator("#chart title").all_text_contents())[-1]
     assert last.startswith(f"{current}:"), last
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_customers_see_balance_and_alerts_and_admins_see_webhook_deliveries(server, client, page):
+    admin = auth(1, admin=True)
+
+    async def gql(query: str) -> dict:
+        body = (await client.post("/graphql", json={"query": query}, headers=admin)).json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    # The session's server takes public https:// URLs only: this one cannot be reached from here, so
+    # its delivery stays pending, retried.
+    await gql(
+        'mutation { createWebhookEndpoint(input: {url: "https://8.8.8.8/hook", events: ["balance.low"]}) '
+        "{ id } }"
+    )
+    await gql('mutation { setLimits(userId: 2, input: {lowBalanceUsd: "24.99"}) { userId } }')
+    await gql('mutation { grantCredits(userId: 2, amountUsd: "25.00", idempotencyKey: "d") { id } }')
+    await gql(
+        'mutation { createUsageAlert(input: {userId: 2, metric: SPEND_USD, threshold: "10", name: "ten"}) '
+        "{ id } }"
+    )
+    agent = await add_agent(server.database_url, user_id=2, name="ana", numbers=[])
+    for form in call_events("CA" + "d" * 32, answered_at=now_minus(30), duration=60):  # $0.05: low
+        assert (
+            await post_callback(client, server.base_url, form, query=f"agent_id={agent}")
+        ).status_code == 200
+
+    await page.goto(f"{server.base_url}/?token={make_token(2)}")
+    await page.wait_for_selector("#dashboard:not([hidden])")
+    assert (await page.text_content("#balance")).startswith("Balance $24.95 · available $24.95")
+    assert await page.locator("#alerts tr").all_text_contents() == ["tenSpend$10.00not yet"]
+    assert await page.is_hidden("#webhooks-card")
+
+    await page.goto(f"{server.base_url}/?token={make_token(1, admin=True)}")
+    await page.wait_for_selector("#webhooks-card:not([hidden])")
+    await page.wait_for_selector("#webhooks tr")
+    assert await page.text_content("#webhooks h3") == "https://8.8.8.8/hook"
+    assert await page.text_content("#webhooks .hint") == "balance.low"
+    cells = await page.locator("#webhooks tr td").all_text_contents()
+    assert cells[1:3] == ["balance.low", "pending"], cells

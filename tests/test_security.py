@@ -47,6 +47,7 @@ MUTATION_INPUTS = {
     "createPlan": '{name: "x", kind: PAY_AS_YOU_GO, ratePerMinute: "0.05"}',
     "setLimits": "{maxConcurrentCalls: 1}",
     "createWebhookEndpoint": '{url: "https://8.8.8.8/x", events: ["call.completed"]}',
+    "createUsageAlert": '{userId: "2", metric: SPEND_USD, threshold: "10"}',
 }
 ADMIN_ONLY_QUERIES = {"unattributedEvents"}
 

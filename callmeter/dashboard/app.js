@@ -115,7 +115,8 @@ function showProblem(error) {
 
 // history runs to the customer's current month (its default): months are theirs, not the browser's.
 const SUMMARY = `query($u: ID, $from: String!) { usage(userId: $u) {
-  customer { billingTimezone }
+  customer { billingTimezone balanceUsd availableUsd limits { monthlySpendCapUsd maxConcurrentCalls } }
+  alerts { name metric threshold lastFiredMonth }
   current { month totalCalls totalMinutes totalCostUsd plan { name kind ratePerMinute overageRatePerMinute tiers { ratePerMinute } } }
   history(from: $from) { month totalMinutes totalCostUsd }
   agentUsage { agent { name } totalCalls totalMinutes totalCostUsd } } }`;
@@ -142,7 +143,8 @@ async function refresh() {
     $("banner").hidden = true;
     $("dashboard").hidden = false;
     renderSummary(data.usage);
-    await Promise.all([loadCalls(), loadInvoice()]);
+    renderAlerts(data.usage);
+    await Promise.all([loadCalls(), loadInvoice(), loadWebhooks()]);
     startLive();
   } catch (error) {
     showProblem(error);
@@ -164,6 +166,55 @@ function renderSummary(usage) {
     formatMoney(row.totalCostUsd)], [false, true, true, true]));
   $("agents").replaceChildren(...rows);
   $("agents-empty").hidden = rows.length > 0;
+}
+
+const METRICS = { SPEND_USD: "Spend", MINUTES: "Minutes", INCLUDED_MINUTES_PERCENT: "% of included minutes" };
+
+function renderAlerts(usage) {
+  const customer = usage.customer;
+  const parts = [customer.balanceUsd === null ? "Postpaid (no prepaid credit)"
+    : `Balance ${formatMoney(customer.balanceUsd)} · available ${formatMoney(customer.availableUsd)}`];
+  if (customer.limits.monthlySpendCapUsd !== null) parts.push(`cap ${formatMoney(customer.limits.monthlySpendCapUsd)} a month`);
+  if (customer.limits.maxConcurrentCalls !== null) parts.push(`at most ${customer.limits.maxConcurrentCalls} calls at once`);
+  $("balance").textContent = parts.join(" · ");
+  const rows = usage.alerts.map((alert) => tableRow([
+    alert.name ?? "–", METRICS[alert.metric] ?? alert.metric,
+    alert.metric === "SPEND_USD" ? formatMoney(alert.threshold) : alert.threshold,
+    alert.lastFiredMonth ?? "not yet"], [false, false, true, false]));
+  $("alerts").replaceChildren(...rows);
+  $("alerts-empty").hidden = rows.length > 0;
+}
+
+const ENDPOINTS = `{ webhookEndpoints { id url events disabled } }`;
+const DELIVERIES = `query($e: ID!) { webhookDeliveries(endpointId: $e, first: 10) {
+  eventType status attempts lastStatusCode createdAt } }`;
+
+// Admins: every endpoint with its latest deliveries and their status.
+async function loadWebhooks() {
+  const admin = state.claims?.role === "admin";
+  $("webhooks-card").hidden = !admin;
+  if (!admin) return;
+  const { webhookEndpoints } = await gql(ENDPOINTS);
+  const blocks = await Promise.all(webhookEndpoints.map(async (endpoint) => {
+    const { webhookDeliveries } = await gql(DELIVERIES, { e: endpoint.id });
+    const block = document.createElement("div");
+    block.className = "endpoint";
+    const head = document.createElement("h3");
+    head.textContent = `${endpoint.url}${endpoint.disabled ? " (disabled)" : ""}`;
+    const events = document.createElement("p");
+    events.className = "hint";
+    events.textContent = endpoint.events.join(", ");
+    const table = document.createElement("table");
+    const body = document.createElement("tbody");
+    body.append(...webhookDeliveries.map((d) => tableRow([
+      formatTime(d.createdAt), d.eventType, d.status, whole.format(d.attempts), d.lastStatusCode ?? "–"],
+      [false, false, false, true, true])));
+    table.append(body);
+    block.append(head, events, table);
+    return block;
+  }));
+  $("webhooks").replaceChildren(...blocks);
+  $("webhooks-empty").hidden = blocks.length > 0;
 }
 
 function renderChart(months) {
