@@ -318,3 +318,36 @@ async def test_events_committed_before_a_sigkill_are_delivered_after_the_restart
     finally:
         second.stop()
         listening.shutdown()
+
+
+async def test_a_database_outage_loses_no_delivery(private_postgres, tmp_path):
+    from callmeter.db.migrate import migrate
+    from tests.factories import create_pg_database
+
+    url = await asyncio.to_thread(create_pg_database, private_postgres.url, "callmeter_webhook_outage")
+    migrate(url)
+    port = free_port()  # the receiver comes up only after the outage: every first attempt is refused
+    handle = start_server(url, tmp_path, WEBHOOKS_ALLOW_HTTP="true")
+    listening = None
+    try:
+        async with httpx.AsyncClient(base_url=handle.base_url, timeout=30) as client:
+            hook = f"http://127.0.0.1:{port}/hooks"
+            created = (
+                await graphql(client, CREATE, {"url": hook, "events": ["call.completed"]}, headers=ADMIN)
+            )["data"]["createWebhookEndpoint"]
+            agent = await add_agent(url, user_id=9, name="liv", numbers=[])
+            await complete_calls(client, handle.base_url, agent, 5, user=9)
+            await asyncio.to_thread(private_postgres.stop, "immediate")  # the sender's rounds now fail
+            await asyncio.sleep(3)
+            found = Receiver()
+            listening = serve_json(found.handle, port=port)
+            await asyncio.to_thread(private_postgres.start)
+            await wait_for(lambda: len({h["webhook-id"] for h, _ in found.received}) >= 5, timeout=30)
+            events = found.verified(created["secret"])
+            assert sorted({e["data"]["call"]["call_sid"] for e in events}) == [
+                f"CA0009{n:028d}" for n in range(5)
+            ]
+    finally:
+        handle.stop()
+        if listening is not None:
+            listening.shutdown()

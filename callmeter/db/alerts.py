@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from callmeter.db.connection import Connection
-from callmeter.db.tables import usage_alerts
 from callmeter.db.types import to_decimal
+from callmeter.db.webhook_tables import usage_alerts
 from callmeter.rows import AlertRow
 
 

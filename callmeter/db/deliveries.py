@@ -20,8 +20,8 @@ from sqlalchemy.orm import aliased
 from callmeter.db.connection import Connection
 from callmeter.db.locks import is_postgres
 from callmeter.db.prepared import Prepared
-from callmeter.db.tables import outbox_events, webhook_attempts, webhook_deliveries, webhook_endpoints
 from callmeter.db.types import to_utc
+from callmeter.db.webhook_tables import outbox_events, webhook_attempts, webhook_deliveries, webhook_endpoints
 from callmeter.rows import DeliveryRow
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from callmeter.db.connection import Connection
-from callmeter.db.tables import webhook_endpoints
+from callmeter.db.webhook_tables import webhook_endpoints
 from callmeter.rows import EndpointRow
 
 

@@ -17,7 +17,7 @@ from callmeter.db.calls import fetch_calls_by_ids
 from callmeter.db.connection import Connection
 from callmeter.db.deliveries import PENDING
 from callmeter.db.prepared import Prepared
-from callmeter.db.tables import outbox_events, webhook_deliveries, webhook_endpoints
+from callmeter.db.webhook_tables import outbox_events, webhook_deliveries, webhook_endpoints
 from callmeter.notifications import EventType, call_data, event_body, new_event_id
 
 _SUBSCRIBED = Prepared(

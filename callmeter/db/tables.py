@@ -281,15 +281,3 @@ call_terminations = Table(
         sqlite_where=text("sent_at IS NULL"),
     ),
 )
-
-
-# The outgoing webhooks' tables live beside these, on the same metadata.
-from callmeter.db.webhook_tables import (  # noqa: E402  (needs `metadata` above)
-    outbox_events,
-    usage_alerts,
-    webhook_attempts,
-    webhook_deliveries,
-    webhook_endpoints,
-)
-
-__all__ = ["outbox_events", "usage_alerts", "webhook_attempts", "webhook_deliveries", "webhook_endpoints"]

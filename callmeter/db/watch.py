@@ -23,8 +23,8 @@ from callmeter.billing.usage import MonthSummary
 from callmeter.db import customers, outbox
 from callmeter.db.connection import Connection
 from callmeter.db.spend import spend_state
-from callmeter.db.tables import usage_alerts
 from callmeter.db.types import to_decimal
+from callmeter.db.webhook_tables import usage_alerts
 from callmeter.months import Month
 from callmeter.notifications import EventType, usage_object
 from callmeter.rows import CustomerRow

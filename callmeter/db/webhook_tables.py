@@ -1,5 +1,5 @@
-"""The outgoing webhooks' tables (workers/deliveries.py), on the metadata of `tables.py`: import them
-from `callmeter.db.tables`, which defines the metadata first and then loads this module."""
+"""The outgoing webhooks' and alerts' tables (workers/deliveries.py), on the metadata of `tables.py`
+(`callmeter.db` imports this module, so the metadata always holds them)."""
 
 from __future__ import annotations
 
