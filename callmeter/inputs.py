@@ -8,6 +8,7 @@ how it refuses the rest, so an id over 19 digits or a number of 5,000 never reac
 from __future__ import annotations
 
 import re
+from urllib.parse import SplitResult, urlsplit
 
 from callmeter.errors import BadInputError
 
@@ -36,3 +37,25 @@ def parse_id(value: object, name: str) -> int:
 def is_one_line(text: str) -> bool:
     """True when `text` has no control characters, line breaks or lone surrogates."""
     return _UNSTORABLE.search(text) is None
+
+
+MAX_URL_LENGTH = 2000
+
+
+def absolute_url(url: str, *, name: str, schemes: tuple[str, ...]) -> SplitResult:
+    """`url` split, if it is an absolute URL of one of `schemes` with a host (and a port, if any, in
+    range), at most 2000 characters on one line, without credentials; else a BadInputError."""
+    refusal = BadInputError(
+        f"{name} must be an absolute {' or '.join(f'{scheme}://' for scheme in schemes)} URL "
+        f"of at most {MAX_URL_LENGTH} characters, without credentials"
+    )
+    if len(url) > MAX_URL_LENGTH or not is_one_line(url):
+        raise refusal
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range or not a number)
+    except ValueError:  # e.g. "https://[::1" or "https://x.com:99999/"
+        raise refusal from None
+    if parts.scheme not in schemes or not parts.hostname or parts.username or parts.password:
+        raise refusal
+    return parts

@@ -80,6 +80,11 @@ class CustomerRow:
     exhausted: bool = False  # balance.exhausted was sent and it has not been refilled since
     cap_reached_month: str | None = None  # the last month spend_cap.reached was sent for
 
+    def cap_reached_sent(self, month: Month | str) -> bool:
+        """Whether spend_cap.reached was sent for this month or a later one ("YYYY-MM" sorts by time):
+        never again for a month the event has moved past, as around a month's end."""
+        return self.cap_reached_month is not None and self.cap_reached_month >= str(month)
+
 
 @dataclass(frozen=True)
 class CreditGrantRow:

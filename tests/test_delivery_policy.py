@@ -27,6 +27,7 @@ def claim(*, attempts: int = 0, age: timedelta = timedelta(0), failing_for: time
         attempts=attempts,
         created_at=NOW - age,
         failing_since=None if failing_for is None else NOW - failing_for,
+        leased_until=NOW + timedelta(seconds=90),
     )
 
 

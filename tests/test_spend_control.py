@@ -101,7 +101,8 @@ async def test_grants_are_idempotent_and_each_completed_call_draws_the_balance_e
     )
     again = await graphql(client, GRANT, {"u": "2", "a": "10.00", "k": "g1"}, headers=ADMIN)
     assert again["data"]["grantCredits"] == first
-    for amount, key in (("11.00", "g1"), ("0.001", "g2"), ("-5", "g3"), ("0", "g4")):
+    bad_grants = (("11.00", "g1"), ("0.001", "g2"), ("-5", "g3"), ("0", "g4"), ("1e30", "g6"), ("NaN", "g7"))
+    for amount, key in bad_grants:
         body = await graphql(client, GRANT, {"u": "2", "a": amount, "k": key}, headers=ADMIN)
         assert error_code(body) == "BAD_USER_INPUT", body
     assert (
@@ -155,7 +156,12 @@ async def test_limits_are_replaced_whole_and_bad_values_change_nothing(server, c
         "enforce": False,
         "lowBalanceUsd": None,
     }
-    for bad in ({"maxConcurrentCalls": -1}, {"monthlySpendCapUsd": "-3"}, {"lowBalanceUsd": "1e15"}):
+    for bad in (
+        {"maxConcurrentCalls": -1},
+        {"monthlySpendCapUsd": "-3"},
+        {"lowBalanceUsd": "1e15"},
+        {"monthlySpendCapUsd": "1e30"},
+    ):
         body = await graphql(client, SET_LIMITS, {"u": "3", "in": bad}, headers=ADMIN)
         assert error_code(body) == "BAD_USER_INPUT", body
     assert error_code(await graphql(client, SET_LIMITS, {"u": "3", "in": {}}, headers=auth(3))) == "FORBIDDEN"
@@ -311,8 +317,9 @@ async def test_the_voice_gate_redirects_to_the_agent_or_rejects_busy(server, cli
     plain = await add_agent(server.database_url, user_id=7, name="no-url", numbers=[])
     assert (await post_voice(client, server.base_url, plain, sid(5, 7))).status_code == 400
     assert (await post_voice(client, server.base_url, 999_999, sid(6, 7))).status_code == 404
-    bad = await graphql(client, CREATE_AGENT, {"u": "7", "v": "ftp://nope"}, headers=ADMIN)
-    assert error_code(bad) == "BAD_USER_INPUT"
+    for url in ("ftp://nope", "https://agent.example:99999/", "https://[::1", "https://x.example:port/"):
+        bad = await graphql(client, CREATE_AGENT, {"u": "7", "v": url}, headers=ADMIN)
+        assert error_code(bad) == "BAD_USER_INPUT", (url, bad)
 
 
 async def wait_for(condition, timeout: float) -> float:

@@ -158,7 +158,9 @@ async def test_a_failing_receiver_gets_the_same_webhook_id_again_until_it_recove
 
 async def test_endpoints_refuse_unsafe_urls_and_unknown_events(server, client):
     # The session's server runs without WEBHOOKS_ALLOW_HTTP.
-    for url in ("http://example.com/hook", "https://127.0.0.1/hook", "https://10.1.2.3/x", "https://[::1]/x"):
+    unsafe = ("http://example.com/hook", "https://127.0.0.1/hook", "https://10.1.2.3/x", "https://[::1]/x")
+    malformed = ("https://x.com:99999/", "https://[::1", "https://user:pw@example.com/", "hook")
+    for url in unsafe + malformed:
         body = await graphql(client, CREATE, {"url": url, "events": ["call.completed"]}, headers=ADMIN)
         assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", (url, body)
     body = await graphql(client, CREATE, {"url": "https://8.8.8.8/x", "events": ["call.nope"]}, headers=ADMIN)
@@ -291,6 +293,22 @@ async def test_alerts_and_balance_events_fire_once_in_the_transaction_that_cross
         )
         assert all(alert["lastFiredMonth"] for alert in body["data"]["usage"]["alerts"])
 
+        # A grant takes the available balance above 0 again: the next time it runs out is told too.
+        await graphql(
+            client,
+            'mutation { grantCredits(userId: 7, amountUsd: "1.00", idempotencyKey: "w2") { id } }',
+            headers=ADMIN,
+        )
+        for form in call_events(f"CA0007{9:028d}", answered_at=at, duration=1200):  # $1.00: 0.90 → -0.10
+            assert (
+                await post_callback(client, webhook_server.base_url, form, query=f"agent_id={agent}")
+            ).status_code == 200
+        await wait_for(lambda: len(found.received) >= 7, timeout=10)
+        await asyncio.sleep(1.5)
+        later = found.verified(created["secret"])[5:]
+        assert [event["type"] for event in later] == ["balance.low", "balance.exhausted"]
+        assert later[1]["data"]["balance_usd"] == -0.10
+
 
 async def test_events_committed_before_a_sigkill_are_delivered_after_the_restart(private_database, tmp_path):
     port = free_port()  # nothing listens there yet: every first attempt is refused
@@ -351,3 +369,37 @@ async def test_a_database_outage_loses_no_delivery(private_postgres, tmp_path):
         handle.stop()
         if listening is not None:
             listening.shutdown()
+
+
+async def test_an_outcome_after_its_lease_is_left_to_the_next_claim(private_database):
+    from callmeter.db import deliveries
+    from callmeter.outbound.webhooks import Attempt
+    from callmeter.workers.deliveries import decide
+
+    db = await open_db(private_database)
+    try:
+        now = datetime.now(UTC)
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO webhook_endpoints (url, events, secret, disabled, created_at) "
+                "VALUES ('https://x.example/h', ',invoice.finalized,', 's', false, '2026-12-01 00:00:00+00')"
+            )
+            await outbox.enqueue(conn, type=EventType.INVOICE_FINALIZED, user_id=2, data={}, now=now)
+        async with db.transaction() as conn:
+            slow = await deliveries.claim_due(conn, now=now)
+        later = now + deliveries.LEASE + timedelta(seconds=1)  # the first round outlived its lease
+        async with db.transaction() as conn:
+            assert await deliveries.claim_due(conn, now=now) == []  # leased
+            fresh = await deliveries.claim_due(conn, now=later)
+        assert [claim.delivery_id for claim in slow] == [claim.delivery_id for claim in fresh]
+        answered = Attempt(True, 200, None, 5)
+        async with db.transaction() as conn:
+            stale = [decide(claim, answered, later) for claim in slow]
+            assert await deliveries.record(conn, stale, leased_until=slow[0].leased_until) == 0
+            current = [decide(claim, answered, later) for claim in fresh]
+            assert await deliveries.record(conn, current, leased_until=fresh[0].leased_until) == 1
+        async with db.connection() as conn:
+            assert await conn.fetch_val("SELECT count(*) FROM webhook_attempts") == 1
+            assert await conn.fetch_val("SELECT status FROM webhook_deliveries") == "succeeded"
+    finally:
+        await db.disconnect()

@@ -37,10 +37,10 @@ class LedgerKind(StrEnum):
 def check_grant(amount: Decimal, key: str) -> None:
     if not amount.is_finite() or amount <= 0:
         raise CreditError(f"amountUsd must be a positive amount, got {amount}")
+    if amount > MAX_GRANT_USD:  # before quantize, which cannot hold 1e30 to the cent
+        raise CreditError(f"amountUsd must be at most {MAX_GRANT_USD} per grant")
     if amount != amount.quantize(CENT):
         raise CreditError(f"amountUsd must be whole cents, e.g. 25.00, got {amount}")
-    if amount > MAX_GRANT_USD:
-        raise CreditError(f"amountUsd must be at most {MAX_GRANT_USD} per grant")
     if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         raise CreditError(f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} printable characters")
 

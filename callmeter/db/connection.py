@@ -194,6 +194,8 @@ class Database:
             yield opened
         except UNAVAILABLE as exc:
             raise DatabaseUnavailableError(f"database unavailable: {exc}") from exc
+        except asyncpg.TransactionRollbackError as exc:  # a deadlock or serialization failure: retry
+            raise DatabaseUnavailableError(f"database busy, try again: {exc}") from exc
         except asyncpg.UndefinedTableError:
             raise ConfigError("the database has no callmeter tables: run `callmeter migrate`") from None
         except asyncpg.PostgresError as exc:

@@ -25,7 +25,9 @@ from callmeter.db.webhook_tables import outbox_events, webhook_attempts, webhook
 from callmeter.rows import DeliveryRow
 
 PENDING, SUCCEEDED, FAILED = "pending", "succeeded", "failed"
-LEASE = timedelta(seconds=30)  # longer than a send may take
+# Longer than a round may take: CLAIM_BATCH sends, CONCURRENT_SENDS at a time (workers/deliveries.py),
+# each at most its 10 s timeout: 4 waves, 40 s. An outcome is recorded only while its lease holds.
+LEASE = timedelta(seconds=90)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Claim:
     attempts: int
     created_at: datetime
     failing_since: datetime | None
+    leased_until: datetime
 
 
 def _claim_query(limit: int, postgres: bool) -> Any:
@@ -105,6 +108,7 @@ async def claim_due(conn: Connection, *, now: datetime) -> list[Claim]:
             attempts=row["attempts"],
             created_at=to_utc(row["created_at"]),
             failing_since=row["failing_since"] and to_utc(row["failing_since"]),
+            leased_until=now + LEASE,
         )
         for row in rows
     ]
@@ -127,10 +131,23 @@ class Outcome:
     disable_endpoint: bool
 
 
-async def record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
-    """Keep every attempt and move each delivery and endpoint on, in a few statements per round."""
+async def record(conn: Connection, outcomes: Sequence[Outcome], *, leased_until: datetime) -> int:
+    """Keep every attempt and move each delivery and endpoint on, in a few statements per round;
+    how many were recorded. A delivery whose lease has passed to another claim (the round outlived
+    it, or it was redelivered meanwhile) is left to that claim: its attempt is not recorded."""
     if not outcomes:
-        return
+        return 0
+    held_query = select(webhook_deliveries.c.id).where(
+        webhook_deliveries.c.id.in_([outcome.delivery_id for outcome in outcomes]),
+        webhook_deliveries.c.status == PENDING,
+        webhook_deliveries.c.next_attempt_at == leased_until,
+    )
+    if is_postgres(conn):
+        held_query = held_query.with_for_update()
+    held = {row["id"] for row in await conn.fetch_all(held_query)}
+    outcomes = [outcome for outcome in outcomes if outcome.delivery_id in held]
+    if not outcomes:
+        return 0
     await conn.execute(
         webhook_attempts.insert().values(
             [
@@ -186,6 +203,7 @@ async def record(conn: Connection, outcomes: Sequence[Outcome]) -> None:
         await conn.execute(
             webhook_endpoints.update().where(webhook_endpoints.c.id == endpoint_id).values(**values)
         )
+    return len(outcomes)
 
 
 def delivery_row(row: Mapping[str, Any]) -> DeliveryRow:

@@ -55,9 +55,11 @@ async def spend_state(
     """`completing_call_id`: a call this transaction is counting as completed (not running any more)."""
     user_id = customer.user_id
     current = customer.calendar.current(now)
+    # Slots first, then calls: a call's first callback releases its slot in the transaction that
+    # records the call, so read in this order it is counted once or twice (safe), never not at all.
+    held = await authorizations.held_slots(conn, user_id=user_id, now=now)
     active = await calls.list_active_calls(conn, user_id=user_id, answered=False)
     active = [call for call in active if call.id != completing_call_id]
-    held = await authorizations.held_slots(conn, user_id=user_id, now=now)
     schedule = await plans.plan_schedule(conn, user_id=user_id)
     running: dict[Month, list[int]] = {}
     for call in active:

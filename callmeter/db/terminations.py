@@ -56,7 +56,20 @@ async def watched_users(conn: Connection) -> list[int]:
 async def decide(
     conn: Connection, *, user_id: int, calls: Sequence[tuple[int, str]], reason: str, now: datetime
 ) -> int:
-    """End these (call id, call sid) calls of the user for `reason`; how many were not decided before."""
+    """End these (call id, call sid) calls of the user for `reason`; how many were not decided before.
+
+    Runs under the user's billing lock, which the recording of a callback takes after locking its
+    call's row: on PostgreSQL the calls' rows are locked first with SKIP LOCKED, so a call being
+    recorded right now is left to the next pass (it is probably completing) instead of deadlocking.
+    """
+    if is_postgres(conn) and calls:
+        locked = await conn.fetch_all(
+            select(call_usage.c.id)
+            .where(call_usage.c.id.in_([call_id for call_id, _ in calls]))
+            .with_for_update(skip_locked=True)
+        )
+        free = {row["id"] for row in locked}
+        calls = [(call_id, call_sid) for call_id, call_sid in calls if call_id in free]
     decided = 0
     for call_id, call_sid in calls:
         added = await conn.fetch_val(
@@ -84,8 +97,12 @@ async def decide(
     return decided
 
 
-async def claim_due(conn: Connection, *, now: datetime, limit: int = 100) -> list[Termination]:
-    """Hang-ups due to be sent, locked for this transaction (skipping ones another process holds)."""
+async def claim_due(
+    conn: Connection, *, now: datetime, lease_until: datetime, limit: int = 100
+) -> list[Termination]:
+    """Hang-ups due to be sent, leased to the caller until `lease_until` (on PostgreSQL skipping rows
+    another process is claiming), so they are sent outside any transaction and, after a crash, again
+    when the lease ends."""
     query = (
         select(call_terminations, call_usage.c.status)
         .join(call_usage, call_usage.c.id == call_terminations.c.call_id)
@@ -96,6 +113,12 @@ async def claim_due(conn: Connection, *, now: datetime, limit: int = 100) -> lis
     if is_postgres(conn):
         query = query.with_for_update(of=call_terminations, skip_locked=True)
     rows = await conn.fetch_all(query)
+    if rows:
+        await conn.execute(
+            call_terminations.update()
+            .where(call_terminations.c.call_id.in_([row["call_id"] for row in rows]))
+            .values(next_attempt_at=lease_until)
+        )
     return [
         Termination(
             row["call_id"],

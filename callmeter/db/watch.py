@@ -3,9 +3,13 @@ transaction that crossed the line (db/outbox.py; nothing is written when no endp
 
 - `balance.low` when a charge takes the balance from at or above `lowBalanceUsd` to below it;
 - `balance.exhausted` once each time the available balance falls to 0 (a charge, or the periodic
-  pass that counts the running cost of calls in progress); refilling it re-arms the event;
+  pass that counts the running cost of calls in progress); an available balance above 0 again (a
+  grant, a refund) re-arms the event;
 - `spend_cap.reached` once a month, when the month's spend (running costs included) reaches the cap;
 - `usage.threshold_reached` once a month per alert, when the month's value first reaches it.
+
+"Once a month" is kept as the last month sent for, and never sent for an earlier one: a call of the
+month before, completing after the new month's event, does not send the old month's again.
 """
 
 from __future__ import annotations
@@ -64,16 +68,21 @@ async def balance_changed(
     if after <= 0 and not customer.exhausted:
         await outbox.enqueue(conn, type=EventType.BALANCE_EXHAUSTED, user_id=user_id, data=data, now=now)
         return await _flags(conn, customer, exhausted=True)
-    if after > 0 and customer.exhausted and before <= 0:
-        return await _flags(conn, customer, exhausted=False)
+    if after > 0 and customer.exhausted and (await data())["available_usd"] > 0:
+        return await _flags(conn, customer, exhausted=False)  # refilled: re-armed
     return customer
 
 
 async def available_checked(
     conn: Connection, *, customer: CustomerRow, available_usd: Decimal | None, now: datetime
 ) -> CustomerRow:
-    """The periodic pass: the available balance, running costs counted, fell to 0."""
-    if available_usd is None or available_usd > 0 or customer.exhausted:
+    """The periodic pass: the available balance, running costs counted, fell to 0 (or, refilled,
+    is above 0 again: re-armed)."""
+    if available_usd is None:
+        return customer
+    if available_usd > 0:
+        return await _flags(conn, customer, exhausted=False) if customer.exhausted else customer
+    if customer.exhausted:
         return customer
     data = {"balance_usd": customer.balance_usd, "available_usd": available_usd}
     await outbox.enqueue(conn, type=EventType.BALANCE_EXHAUSTED, user_id=customer.user_id, data=data, now=now)
@@ -86,7 +95,7 @@ async def spend_checked(
     """The month's spend (running costs included) against the cap: `spend_cap.reached` once a month."""
     cap = customer.limits.monthly_spend_cap_usd
     month = str(summary.month)
-    if cap is None or spend_usd < cap or customer.cap_reached_month == month:
+    if cap is None or spend_usd < cap or customer.cap_reached_sent(month):
         return customer
     data = {"month": {**usage_object(summary), "spend_usd": spend_usd}, "cap_usd": cap}
     await outbox.enqueue(conn, type=EventType.SPEND_CAP_REACHED, user_id=customer.user_id, data=data, now=now)
@@ -117,7 +126,8 @@ async def alerts_checked(
     rows = await conn.fetch_all(
         select(usage_alerts).where(
             usage_alerts.c.user_id == user_id,
-            or_(usage_alerts.c.last_fired_month.is_(None), usage_alerts.c.last_fired_month != str(month)),
+            # "YYYY-MM" sorts by time: never again for a month the alert has moved past
+            or_(usage_alerts.c.last_fired_month.is_(None), usage_alerts.c.last_fired_month < str(month)),
         )
     )
     for row in rows:

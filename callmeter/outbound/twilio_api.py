@@ -19,11 +19,14 @@ from callmeter.settings import Settings
 RECONCILED_SEQUENCE = 999_999_999
 
 
+TIMEOUT_SECONDS = 10  # per request: a hung Twilio must not hold a pass (the client has none by default)
+
+
 class RedirectingHttpClient(TwilioHttpClient):
     """Sends the client's requests to another base URL."""
 
     def __init__(self, base_url: str) -> None:
-        super().__init__(timeout=15)
+        super().__init__(timeout=TIMEOUT_SECONDS)
         self.base = urlsplit(base_url)
 
     def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -32,10 +35,12 @@ class RedirectingHttpClient(TwilioHttpClient):
 
 
 def twilio_client(settings: Settings) -> Client | None:
-    """A client for the account, or None without `TWILIO_ACCOUNT_SID`."""
+    """A client for the account, or None without `TWILIO_ACCOUNT_SID`. Not shared between threads
+    (its HTTP session is not thread-safe): one per task."""
     if not settings.twilio_account_sid:
         return None
-    http = RedirectingHttpClient(settings.twilio_api_base) if settings.twilio_api_base else None
+    base = settings.twilio_api_base
+    http = RedirectingHttpClient(base) if base else TwilioHttpClient(timeout=TIMEOUT_SECONDS)
     return Client(settings.twilio_account_sid, str(settings.twilio_auth_tokens[0]), http_client=http)
 
 

@@ -22,6 +22,7 @@ import aiohttp
 from standardwebhooks import Webhook
 
 from callmeter.errors import BadInputError
+from callmeter.inputs import absolute_url
 
 TIMEOUT_SECONDS = 10
 MAX_ANSWER_BYTES = 64 * 1024
@@ -30,12 +31,9 @@ USER_AGENT = "callmeter-webhooks/1"
 
 def check_url(url: str, *, allow_http: bool) -> str:
     """The URL if a webhook may be sent to it (its form only; `check_address` resolves it)."""
-    parts = urlsplit(url)
-    if len(url) > 2000 or not parts.hostname or parts.username or parts.password:
-        raise BadInputError("url must be an absolute URL of at most 2000 characters, without credentials")
-    allowed = ("https", "http") if allow_http else ("https",)
-    if parts.scheme not in allowed:
+    if not allow_http and url[:7].lower() == "http://":
         raise BadInputError("url must be https:// (http:// only with WEBHOOKS_ALLOW_HTTP=true)")
+    absolute_url(url, name="url", schemes=("https", "http") if allow_http else ("https",))
     return url
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from callmeter.db import agents, customers
 from callmeter.errors import BadInputError
-from callmeter.inputs import is_one_line
+from callmeter.inputs import absolute_url, is_one_line
 from callmeter.resolvers.services import Services
 from callmeter.rows import AgentRow
 
@@ -36,9 +35,7 @@ def validate_voice_url(url: str | None) -> str | None:
     """An absolute http(s) URL Twilio can fetch TwiML from, or None."""
     if url is None or url == "":
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname or len(url) > 2000 or not is_one_line(url):
-        raise BadInputError("voiceUrl must be an absolute http:// or https:// URL of at most 2000 characters")
+    absolute_url(url, name="voiceUrl", schemes=("https", "http"))
     return url
 
 

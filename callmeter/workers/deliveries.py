@@ -108,7 +108,9 @@ async def deliver_due(services: Services, client: aiohttp.ClientSession) -> int:
     now = datetime.now(UTC)
     outcomes = [decide(claim, attempt, now) for claim, attempt in zip(claims, attempts, strict=True)]
     async with services.db.transaction() as conn:
-        await outbox_deliveries.record(conn, outcomes)
+        recorded = await outbox_deliveries.record(conn, outcomes, leased_until=claims[0].leased_until)
+    if recorded < len(outcomes):
+        log.warning("webhook round: %s outcome(s) came after their lease", len(outcomes) - recorded)
     for claim, outcome in zip(claims, outcomes, strict=True):
         if outcome.status != SUCCEEDED:
             log.warning(

@@ -4,9 +4,10 @@ their available balance reaches 0, through Twilio's REST API, within seconds.
 Each pass (every ENFORCE_INTERVAL_SECONDS, by one process of a deployment at a time) decides under
 the customer's billing lock which calls to end and records that durably (`db/terminations.py`, the
 reason on the call), then sends the hang-ups that are due. A request Twilio refuses or that fails is
-retried with backoff and logged; a call Twilio says has ended already needs nothing more. A crash
-between Twilio's answer and the commit only repeats a hang-up of an ended call, which Twilio refuses
-harmlessly, so no call is ever ended twice.
+retried with backoff and logged; a call Twilio says has ended already needs nothing more. Requests
+are sent outside any transaction under a lease; a crash between Twilio's answer and the commit only
+repeats, after the lease, a hang-up of an ended call, which Twilio refuses harmlessly, so no call is
+ever ended twice.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ async def decide_terminations(services: Services, *, now: datetime) -> int:
                 conn, customer=customer, available_usd=state.available_usd, now=now
             )
             cap = customer.limits.monthly_spend_cap_usd
-            if cap is not None and spend >= cap and customer.cap_reached_month != str(state.current):
+            if cap is not None and spend >= cap and not customer.cap_reached_sent(state.current):
                 totals = await usage.fetch_month(conn, user_id=user_id, month=state.current)
                 summary = summarize(totals, state.months[state.current].plan)
                 customer = await watch.spend_checked(
@@ -81,41 +82,74 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(0.8, 1.2))
 
 
-async def send_hang_ups(services: Services, *, now: datetime) -> tuple[int, int]:
-    """Send the hang-ups that are due; (taken, to retry)."""
+HANG_UP_LEASE = timedelta(seconds=60)  # longer than a request may take (twilio_api.TIMEOUT_SECONDS)
+CONCURRENT_HANG_UPS = 4
+
+
+@dataclass(frozen=True)
+class _Result:
+    error: str | None = None  # None: taken
+    note: str | None = None  # taken, with something to say
+
+
+def _hang_up(services: Services, due: terminations.Termination) -> _Result:
+    """One request to Twilio (blocking: runs on a thread, with a client of its own)."""
+    if due.call_status is not CallStatus.ACTIVE:
+        return _Result(note="the call had ended")
     client = twilio_client(services.settings)
-    sent = failed = 0
+    if client is None:
+        return _Result(error="no Twilio credentials (TWILIO_ACCOUNT_SID) to end the call with")
+    try:
+        hang_up(client, due.call_sid)
+    except TwilioRestException as exc:
+        if exc.code == CALL_NOT_IN_PROGRESS:
+            return _Result(note="ended already")
+        return _Result(error=f"Twilio answered {exc.status}: {exc.msg}")
+    except OSError as exc:  # requests' connection errors and timeouts are OSErrors
+        return _Result(error=f"Twilio could not be reached: {exc}")
+    return _Result()
+
+
+async def send_hang_ups(services: Services, *, now: datetime) -> tuple[int, int]:
+    """Send the hang-ups that are due, a few at a time and outside any transaction (a slow Twilio
+    holds no lock); (taken, to retry)."""
     async with services.db.transaction() as conn:
-        for due in await terminations.claim_due(conn, now=now):
-            log_extra = {"call_sid": due.call_sid}
-            if due.call_status is not CallStatus.ACTIVE:
-                await terminations.mark_sent(conn, call_id=due.call_id, at=now, note="the call had ended")
+        due = await terminations.claim_due(conn, now=now, lease_until=now + HANG_UP_LEASE)
+    if not due:
+        return 0, 0
+    slots = asyncio.Semaphore(CONCURRENT_HANG_UPS)
+
+    async def attempt(termination: terminations.Termination) -> _Result:
+        async with slots:
+            return await asyncio.to_thread(_hang_up, services, termination)
+
+    results = await asyncio.gather(*(attempt(termination) for termination in due))
+    sent = failed = 0
+    at = datetime.now(UTC)
+    async with services.db.transaction() as conn:
+        for termination, result in zip(due, results, strict=True):
+            log_extra = {"call_sid": termination.call_sid}
+            if result.error is None:
+                await terminations.mark_sent(conn, call_id=termination.call_id, at=at, note=result.note)
+                if result.note is None:
+                    sent += 1
+                    log.info("call %s: ended (%s)", termination.call_sid, termination.reason, extra=log_extra)
                 continue
-            error = None
-            if client is None:
-                error = "no Twilio credentials (TWILIO_ACCOUNT_SID) to end the call with"
-            else:
-                try:
-                    await asyncio.to_thread(hang_up, client, due.call_sid)
-                except TwilioRestException as exc:
-                    if exc.code == CALL_NOT_IN_PROGRESS:
-                        await terminations.mark_sent(conn, call_id=due.call_id, at=now, note="ended already")
-                        continue
-                    error = f"Twilio answered {exc.status}: {exc.msg}"
-                except OSError as exc:
-                    error = f"Twilio could not be reached: {exc}"
-            if error is None:
-                await terminations.mark_sent(conn, call_id=due.call_id, at=now)
-                sent += 1
-                log.info("call %s: ended (%s)", due.call_sid, due.reason, extra=log_extra)
-                continue
-            attempts = due.attempts + 1
+            attempts = termination.attempts + 1
             await terminations.mark_failed(
-                conn, call_id=due.call_id, attempts=attempts, retry_at=now + backoff(attempts), error=error
+                conn,
+                call_id=termination.call_id,
+                attempts=attempts,
+                retry_at=at + backoff(attempts),
+                error=result.error,
             )
             failed += 1
             log.error(
-                "call %s: hang-up attempt %s failed: %s", due.call_sid, attempts, error, extra=log_extra
+                "call %s: hang-up attempt %s failed: %s",
+                termination.call_sid,
+                attempts,
+                result.error,
+                extra=log_extra,
             )
     return sent, failed
 
