@@ -29,6 +29,7 @@ from callmeter.webhooks.routes import CALLBACK_PATH, count_refused_body, twilio_
 from callmeter.webhooks.voice import VOICE_PATH, twilio_voice
 from callmeter.workers.deliveries import deliver_periodically
 from callmeter.workers.enforcement import enforce_periodically
+from callmeter.workers.meters import bill_overdue_periodically
 from callmeter.workers.reconciliation import reconcile_periodically
 
 DASHBOARD = Path(__file__).with_name("dashboard")
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
             if settings.enforce_interval_seconds > 0:
                 workers.append(asyncio.create_task(enforce_periodically(services)))
             workers.append(asyncio.create_task(deliver_periodically(services)))
+            workers.append(asyncio.create_task(bill_overdue_periodically(services)))
             try:
                 yield
             finally:

@@ -6,6 +6,7 @@
     ├── ForbiddenError         a valid viewer asking for another user  FORBIDDEN / 403
     ├── BadInputError          input that breaks the contract          BAD_USER_INPUT / 400
     ├── NotFoundError          a named thing that does not exist       NOT_FOUND / 404
+    ├── ConflictError          an idempotency key reused for another thing  CONFLICT / 409
     └── DatabaseUnavailableError  the database cannot be reached       (callbacks answer 503)
 
 graphql-core copies an exception's `extensions` dict onto the GraphQL error it wraps, so resolvers
@@ -44,6 +45,10 @@ class BadInputError(CallmeterError):
 
 class NotFoundError(CallmeterError):
     code, http_status = "NOT_FOUND", 404
+
+
+class ConflictError(CallmeterError):
+    code, http_status = "CONFLICT", 409
 
 
 class DatabaseUnavailableError(CallmeterError):

@@ -46,6 +46,7 @@ def call_object(call: CallRow) -> dict[str, object]:
         "call_to": call.call_to,
         "duration_seconds": call.duration_seconds,
         "cost_usd": call.cost_usd,
+        "total_cost_usd": call.total_cost_usd,
         "started_at": rest_time(call.started_at),
         "ended_at": rest_time(call.ended_at),
         "status": str(call.status),

@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from callmeter.billing.limits import NO_LIMITS, Limits
+from callmeter.billing.meters import MeterTotal, telephony
 from callmeter.call_lifecycle import CallStatus
 from callmeter.months import Calendar, Month
 
@@ -44,6 +45,16 @@ class CallRow:
     month: Month
     stale_at: datetime | None = None
     terminated_reason: str | None = None  # why spend control ended it
+    meters: tuple[MeterTotal, ...] = ()  # its billed usage events by meter, when read with them
+
+    @property
+    def cost_breakdown(self) -> list[MeterTotal]:
+        """Its minutes (`telephony_minutes`, at `cost_usd`), then each meter by name."""
+        return [telephony(self.billable_seconds, self.cost_usd), *self.meters]
+
+    @property
+    def total_cost_usd(self) -> Decimal:
+        return self.cost_usd + sum((meter.charge_usd for meter in self.meters), start=Decimal("0.00"))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from tests.factories import (
     auth,
     call_events,
     free_port,
+    graphql,
     make_token,
     post_callback,
     start_server,
@@ -283,3 +284,50 @@ async def test_customers_see_balance_and_alerts_and_admins_see_webhook_deliverie
     assert await page.text_content("#webhooks .hint") == "balance.low"
     cells = await page.locator("#webhooks tr td").all_text_contents()
     assert cells[1:3] == ["balance.low", "pending"], cells
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_call_shows_its_cost_by_component_and_the_month_by_meter(server, client, page):
+    created = await graphql(
+        client,
+        """mutation { createPlan(input: {name: "ai", kind: PAY_AS_YOU_GO, ratePerMinute: "0.05",
+        meterRates: [{meter: "tts_characters", ratePerUnit: "0.00003"}]}) { id } }""",
+        headers=auth(1, admin=True),
+    )
+    month = datetime.now(UTC).strftime("%Y-%m")
+    plan_id = created["data"]["createPlan"]["id"]
+    await graphql(
+        client,
+        f'mutation {{ assignPlan(userId: 1, planId: "{plan_id}", fromMonth: "{month}") {{ id }} }}',
+        headers=auth(1, admin=True),
+    )
+    await add_agent(server.database_url, user_id=1, name="juana", numbers=["+18449263376"])
+    call = "CA" + "d" * 32
+    for form in call_events(call, answered_at=now_minus(10), duration=120):
+        assert (await post_callback(client, server.base_url, form)).status_code == 200
+    event = {
+        "idempotency_key": "e1",
+        "call_sid": call,
+        "meter": "tts_characters",
+        "quantity": "1000",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    assert (
+        await client.post("/api/usage/events", json={"events": [event]}, headers=auth(1))
+    ).status_code == 200
+    await page.goto(f"{server.base_url}/?token={make_token(1)}")
+    await page.wait_for_selector("#dashboard:not([hidden])")
+    await page.wait_for_function("document.querySelectorAll('#calls tr').length === 1")
+    cells = await page.locator("#calls tr td").all_text_contents()
+    assert cells[5] == "$0.13"  # $0.10 of minutes and $0.03 of speech
+    segments = page.locator("#calls .breakdown .seg")
+    assert await segments.count() == 2
+    assert [await segments.nth(i).get_attribute("data-meter") for i in range(2)] == [
+        "telephony_minutes",
+        "tts_characters",
+    ]
+    assert "tts_characters: 1000 · $0.03" in await page.locator("#calls .breakdown").get_attribute("title")
+    meters = [await row.locator("td").all_text_contents() for row in await page.locator("#meters tr").all()]
+    assert meters == [["telephony_minutes", "2", "$0.10"], ["tts_characters", "1,000", "$0.03"]]
+    assert await page.locator("#agents tr td").all_text_contents() == ["juana", "1", "2.0", "$0.13"]
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-meters.png"), full_page=True)

@@ -114,3 +114,38 @@ async def test_spend_control_migration_keeps_every_customer_postpaid_without_lim
         await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
     finally:
         await db.disconnect()
+
+
+@pytest.mark.parametrize("empty_database_url", BACKENDS, indirect=True)
+async def test_meters_migration_keeps_plans_and_invoice_lines(empty_database_url):
+    url = empty_database_url
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0009")
+    db = Database(url, min_size=1, max_size=1)
+    await db.connect()
+    try:
+        async with db.transaction() as conn:
+            now = "2026-11-30 23:00:00+00"
+            await conn.execute(
+                "INSERT INTO plans (name, kind, rate_per_minute, billing_increment_seconds, "
+                f"minimum_billable_seconds, created_at) VALUES ('p', 'PAY_AS_YOU_GO', 0.05, 1, 0, '{now}')"
+            )
+            await conn.execute(
+                "INSERT INTO invoices (user_id, month, number, plan_name, billed_calls, billed_seconds, "
+                "billed_billable_seconds, billed_usage_charge_usd, total_usd, finalized_at) "
+                f"VALUES (3, '2026-10', 'CM-1', 'p', 1, 60, 60, 0.05, 0.05, '{now}')"
+            )
+            await conn.execute(
+                "INSERT INTO invoice_lines (invoice_id, position, description, quantity, unit_price_usd, "
+                "amount_usd) VALUES (1, 1, 'Usage', 1.0000, 0.05, 0.05)"
+            )
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        async with db.connection() as conn:
+            plan = await conn.fetch_one("SELECT name, meter_rates FROM plans")
+            line = await conn.fetch_one("SELECT description, quantity, amount_usd FROM invoice_lines")
+            assert await conn.fetch_val("SELECT count(*) FROM usage_events") == 0
+        assert (plan[0], plan[1]) == ("p", "[]")
+        assert (line[0], Decimal(str(line[1])), Decimal(str(line[2]))) == ("Usage", 1, Decimal("0.05"))
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0009")
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+    finally:
+        await db.disconnect()

@@ -32,6 +32,7 @@ class LedgerKind(StrEnum):
     CALL = "call"  # a completed call's cost (and the month's fixed fee with its first call)
     FEE = "fee"  # a month's fixed fee, charged when its invoice is finalized without calls
     ADJUSTMENT = "adjustment"  # a change of a month's total by a plan change (re-rating)
+    METER = "meter"  # usage events' cost (LLM tokens, TTS characters, ...)
 
 
 def check_grant(amount: Decimal, key: str) -> None:

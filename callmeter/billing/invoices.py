@@ -1,4 +1,5 @@
-"""Invoice lines: the fixed fee, usage by tier, and adjustments for earlier months. Pure.
+"""Invoice lines: the fixed fee, usage by tier, each priced meter, and adjustments for earlier
+months. Pure.
 
 Line amounts are in cents and add up exactly to the invoice total: where one charge is split over
 several lines (usage by tier), the cumulative sums are rounded and each line is the difference.
@@ -14,6 +15,7 @@ from enum import StrEnum
 
 from callmeter.billing.adjustments import Adjustment, BilledUsage, billed_now
 from callmeter.billing.credits import CREDITS_APPLIED, credits_applied
+from callmeter.billing.meters import MeterTotal, meter_lines
 from callmeter.billing.money import EXACT, format_usd, per_minute, round_cents
 from callmeter.billing.plans import (
     Plan,
@@ -141,7 +143,12 @@ def usage_lines(plan: Plan, billable_seconds: int) -> list[tuple[str, Decimal, D
 
 
 def build_invoice_lines(
-    plan: Plan, *, month: Month, billable_seconds: int, adjustments: Sequence[Adjustment] = ()
+    plan: Plan,
+    *,
+    month: Month,
+    billable_seconds: int,
+    adjustments: Sequence[Adjustment] = (),
+    meters: Sequence[MeterTotal] = (),
 ) -> list[InvoiceLine]:
     rows: list[tuple[str, Decimal, Decimal, Decimal]] = []
     if plan.kind is PlanKind.SUBSCRIPTION:
@@ -160,6 +167,10 @@ def build_invoice_lines(
             (f"Usage for {month}", Decimal("0.0000"), plan.rate_per_minute or Decimal(0), Decimal("0.00"))
         ]
     rows += usage
+    rows += [
+        (description, line_quantity(units), rate, amount)
+        for description, units, rate, amount in meter_lines(plan.meter_rates, meters)
+    ]
     for adjustment in adjustments:
         rows.append(
             (
@@ -188,12 +199,21 @@ class Credit:
 
 
 def draft_invoice(
-    totals: MonthTotals, plan: Plan, pending: Sequence[Adjustment], credit: Credit | None = None
+    totals: MonthTotals,
+    plan: Plan,
+    pending: Sequence[Adjustment],
+    credit: Credit | None = None,
+    *,
+    meters: Sequence[MeterTotal] = (),
 ) -> Draft:
     """The live draft of the month of `totals`, carrying the pending adjustments of earlier months,
-    and for a prepaid customer the credit it applies."""
+    and for a prepaid customer the credit it applies; a line per priced meter used."""
     lines = build_invoice_lines(
-        plan, month=totals.month, billable_seconds=totals.billable_seconds, adjustments=pending
+        plan,
+        month=totals.month,
+        billable_seconds=totals.billable_seconds,
+        adjustments=pending,
+        meters=meters,
     )
     applied = Decimal("0.00")
     if credit is not None:

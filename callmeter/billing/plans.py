@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from callmeter.billing.meters import MeterError, MeterRate, validate_meter_rates
 from callmeter.billing.money import EXACT, per_minute, round_cents
 from callmeter.inputs import is_one_line
 from callmeter.months import Month
@@ -51,6 +52,7 @@ class Plan:
     billing_increment_seconds: int = 1
     minimum_billable_seconds: int = 0
     id: int | None = None
+    meter_rates: tuple[MeterRate, ...] = ()  # what usage events of each meter cost
 
 
 # The id the default plan (pay-as-you-go at PRICE_PER_MINUTE, not stored) goes by in the API.
@@ -110,6 +112,10 @@ def validate_plan(plan: Plan) -> Plan:
         raise PlanError("monthlyFeeUsd must be whole cents, e.g. 49.00")
     if tiered:
         _validate_tiers(plan.tiers)
+    try:
+        validate_meter_rates(plan.meter_rates)
+    except MeterError as exc:
+        raise PlanError(str(exc)) from None
     return plan
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from callmeter.billing.meters import MeterTotal, telephony
 from callmeter.billing.money import minutes_of
 from callmeter.billing.plans import Plan, Schedule, fixed_fee, plan_in_force
 from callmeter.months import Month
@@ -36,15 +37,23 @@ class MonthSummary:
     total_seconds: int
     total_minutes: Decimal
     plan: Plan
-    usage_charge_usd: Decimal
+    usage_charge_usd: Decimal  # minutes and every meter
     fixed_fee_usd: Decimal
+    billable_seconds: int = 0
+    meters: tuple[MeterTotal, ...] = ()  # by name, when read with them
 
     @property
     def total_cost_usd(self) -> Decimal:
         return self.fixed_fee_usd + self.usage_charge_usd
 
+    @property
+    def by_meter(self) -> list[MeterTotal]:
+        """The usage charge by component: the minutes (`telephony_minutes`), then each meter."""
+        metered = sum((meter.charge_usd for meter in self.meters), start=Decimal("0.00"))
+        return [telephony(self.billable_seconds, self.usage_charge_usd - metered), *self.meters]
 
-def summarize(totals: MonthTotals, plan: Plan) -> MonthSummary:
+
+def summarize(totals: MonthTotals, plan: Plan, meters: Sequence[MeterTotal] = ()) -> MonthSummary:
     return MonthSummary(
         month=totals.month,
         total_calls=totals.total_calls,
@@ -53,6 +62,8 @@ def summarize(totals: MonthTotals, plan: Plan) -> MonthSummary:
         plan=plan,
         usage_charge_usd=totals.usage_charge_usd,
         fixed_fee_usd=fixed_fee(plan),
+        billable_seconds=totals.billable_seconds,
+        meters=tuple(meters),
     )
 
 
@@ -66,8 +77,13 @@ def months_from(first: Month, last: Month) -> Iterable[Month]:
 def billable_months(
     schedule: Schedule, used: Sequence[MonthTotals], *, last: Month, default_plan: Plan
 ) -> list[Month]:
-    """The months up to `last` with usage or a fixed fee, oldest first (at most MAX_HISTORY_MONTHS)."""
-    calls = {totals.month: totals.total_calls for totals in used if totals.month <= last}
+    """The months up to `last` with usage (calls or metered events) or a fixed fee, oldest first (at
+    most MAX_HISTORY_MONTHS)."""
+    calls = {
+        totals.month: totals.total_calls or totals.usage_charge_usd != 0
+        for totals in used
+        if totals.month <= last
+    }
     known = [start for start, _ in schedule if start <= last] + list(calls)
     if not known:
         return []

@@ -27,6 +27,15 @@ def parse_tier(text: str) -> tuple[int | None, str]:
     return minutes, rate
 
 
+def parse_meter(text: str) -> tuple[str, str, str]:
+    meter, unit_size, rate = (text.split(":") + ["", ""])[:3]
+    if not meter or not unit_size or not rate or text.count(":") != 2:
+        raise click.BadParameter(
+            f"{text!r} is not METER:UNIT_SIZE:RATE (e.g. llm_tokens:1000:0.002)", param_hint="--meter"
+        )
+    return meter, unit_size, rate
+
+
 @click.group()
 def plan() -> None:
     """Manage pricing plans."""
@@ -44,6 +53,12 @@ def plan() -> None:
 @click.option("--overage", help="Overage rate per minute (SUBSCRIPTION).")
 @click.option("--increment", type=int, default=1, show_default=True, help="Billing increment, seconds.")
 @click.option("--minimum", type=int, default=0, show_default=True, help="Minimum billable seconds a call.")
+@click.option(
+    "--meter",
+    "meters",
+    multiple=True,
+    help="METER:UNIT_SIZE:RATE, repeatable: RATE per UNIT_SIZE units (e.g. llm_tokens:1000:0.002).",
+)
 @click.pass_context
 def plan_add(
     ctx: click.Context,
@@ -56,6 +71,7 @@ def plan_add(
     overage: str | None,
     increment: int,
     minimum: int,
+    meters: tuple[str, ...],
 ) -> None:
     """Create a pricing plan and print its id."""
     new_plan = plans.build_plan(
@@ -68,6 +84,7 @@ def plan_add(
         overage_rate_per_minute=overage,
         billing_increment_seconds=increment,
         minimum_billable_seconds=minimum,
+        meter_rates=[parse_meter(meter) for meter in meters],
     )
     created = with_services(ctx, lambda services: plans.create_plan(services, new_plan))
     click.echo(f"plan {created.id} ({created.name}, {created.kind})")

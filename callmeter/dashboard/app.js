@@ -19,6 +19,7 @@ export function formatDuration(seconds) {
 }
 const formatTime = (iso) => (iso ? new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" }) : "–");
 const text = (value) => document.createTextNode(value ?? "–");
+const fourPlaces = new Intl.NumberFormat(undefined, { maximumFractionDigits: 4 });
 
 class AuthError extends Error {}
 class ServiceDown extends Error {}
@@ -117,13 +118,15 @@ function showProblem(error) {
 const SUMMARY = `query($u: ID, $from: String!) { usage(userId: $u) {
   customer { billingTimezone balanceUsd availableUsd limits { monthlySpendCapUsd maxConcurrentCalls } }
   alerts { name metric threshold lastFiredMonth }
-  current { month totalCalls totalMinutes totalCostUsd plan { name kind ratePerMinute overageRatePerMinute tiers { ratePerMinute } } }
+  current { month totalCalls totalMinutes totalCostUsd byMeter { meter quantity costUsd }
+    plan { name kind ratePerMinute overageRatePerMinute tiers { ratePerMinute } } }
   history(from: $from) { month totalMinutes totalCostUsd }
   agentUsage { agent { name } totalCalls totalMinutes totalCostUsd } } }`;
 
 const CALLS = `query($u: ID, $after: String, $status: CallStatus) { usage(userId: $u) {
   calls(first: ${PAGE_SIZE}, after: $after, status: $status) { edges { cursor node {
-    callSid callFrom callTo direction status durationSeconds costUsd startedAt endedAt agent { name } } }
+    callSid callFrom callTo direction status durationSeconds costUsd totalCostUsd
+    costBreakdown { meter quantity costUsd } startedAt endedAt agent { name } } }
     pageInfo { hasNextPage endCursor } } } }`;
 
 const INVOICE = `query($u: ID, $m: String!) { usage(userId: $u) { invoice(month: $m) {
@@ -166,6 +169,30 @@ function renderSummary(usage) {
     formatMoney(row.totalCostUsd)], [false, true, true, true]));
   $("agents").replaceChildren(...rows);
   $("agents-empty").hidden = rows.length > 0;
+  const meters = current.byMeter.filter((part) => Number(part.quantity) > 0 || Number(part.costUsd) !== 0);
+  $("meters").replaceChildren(...meters.map((part) => tableRow([
+    part.meter, fourPlaces.format(Number(part.quantity)), formatMoney(part.costUsd, true)], [false, true, true])));
+  $("meters-empty").hidden = meters.length > 0;
+}
+
+// A call's cost by component: a small stacked bar, each part titled with its meter, quantity and cost.
+function breakdownBar(parts) {
+  const bar = document.createElement("span");
+  bar.className = "breakdown";
+  const priced = parts.filter((part) => Number(part.costUsd) > 0);
+  const total = priced.reduce((sum, part) => sum + Number(part.costUsd), 0);
+  const described = parts.map((part) => `${part.meter}: ${part.quantity} · ${formatMoney(part.costUsd, true)}`);
+  bar.title = described.join("\n");
+  bar.setAttribute("aria-label", described.join("; "));
+  for (const part of priced) {
+    const seg = document.createElement("span");
+    seg.className = `seg seg-${parts.indexOf(part) % 4}`;
+    seg.dataset.meter = part.meter;
+    seg.style.width = `${(100 * Number(part.costUsd)) / total}%`;
+    seg.title = `${part.meter}: ${part.quantity} · ${formatMoney(part.costUsd, true)}`;
+    bar.append(seg);
+  }
+  return bar;
 }
 
 const METRICS = { SPEND_USD: "Spend", MINUTES: "Minutes", INCLUDED_MINUTES_PERCENT: "% of included minutes" };
@@ -268,7 +295,8 @@ async function loadCalls() {
     status.className = `status-${node.status.toLowerCase()}`;
     status.textContent = node.status.toLowerCase();
     return tableRow([formatTime(node.startedAt), node.agent?.name, otherParty(node), status,
-      formatDuration(node.durationSeconds), formatMoney(node.costUsd, true)], [false, false, false, false, true, true]);
+      formatDuration(node.durationSeconds), formatMoney(node.totalCostUsd, true), breakdownBar(node.costBreakdown)],
+      [false, false, false, false, true, true, false]);
   });
   $("calls").replaceChildren(...rows);
   $("calls-empty").hidden = rows.length > 0;

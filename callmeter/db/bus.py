@@ -118,6 +118,11 @@ class LiveBus:
         if not self.db.is_sqlite:
             await live.notify(conn, event)  # type: ignore[arg-type]
 
+    async def announce_many(self, conn: object, events: list[LiveEvent]) -> None:
+        """`announce` for several changes, in one statement."""
+        if not self.db.is_sqlite:
+            await live.notify_many(conn, events)  # type: ignore[arg-type]
+
     def committed(self, event: LiveEvent) -> None:
         """After the recording transaction committed: the in-process bus's publication."""
         if self.db.is_sqlite:

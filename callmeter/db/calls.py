@@ -7,6 +7,7 @@ then `id`, which the composite indexes serve directly, so a deep page costs what
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -14,11 +15,13 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, tuple_
 
+from callmeter.billing.meters import MeterTotal
 from callmeter.call_lifecycle import CALL_SID, CallStatus
 from callmeter.db.connection import Connection
+from callmeter.db.meter_tables import usage_events
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import agents, call_usage
-from callmeter.db.types import to_decimal, to_utc
+from callmeter.db.types import to_decimal, to_quantity, to_utc
 from callmeter.months import Month
 from callmeter.rows import AgentUsageRow, CallRow
 
@@ -115,8 +118,8 @@ async def list_active_calls(conn: Connection, *, user_id: int, answered: bool = 
 
 
 async def usage_by_agent(conn: Connection, *, user_id: int, month: Month) -> list[AgentUsageRow]:
-    """Completed calls of a month per agent, most seconds first; served by the (user_id, month,
-    month_position) index."""
+    """Completed calls of a month per agent, most seconds first, their cost with their metered usage;
+    served by the (user_id, month, month_position) index."""
     query = (
         select(call_usage.c.agent_id, agents.c.name, call_usage.c.duration_seconds, call_usage.c.cost_usd)
         .outerjoin(agents, agents.c.id == call_usage.c.agent_id)
@@ -138,6 +141,22 @@ async def usage_by_agent(conn: Connection, *, user_id: int, month: Month) -> lis
             known.total_seconds + row["duration_seconds"],
             known.total_cost_usd + to_decimal(row["cost_usd"]),
         )
+    # The calls' metered usage, counted per distinct cost (few: most events cost 0.00 or 0.01).
+    metered = (
+        select(call_usage.c.agent_id, usage_events.c.cost_usd, func.count().label("events"))
+        .join(call_usage, call_usage.c.id == usage_events.c.call_id)
+        .where(
+            usage_events.c.user_id == user_id,
+            usage_events.c.month == str(month),
+            call_usage.c.status == CallStatus.COMPLETED,
+        )
+        .group_by(call_usage.c.agent_id, usage_events.c.cost_usd)
+    )
+    for row in await conn.fetch_all(metered):
+        known = totals.get(row["agent_id"])
+        if known is not None:
+            cost = known.total_cost_usd + to_decimal(row["cost_usd"]) * row["events"]
+            totals[row["agent_id"]] = replace(known, total_cost_usd=cost)
     return sorted(totals.values(), key=lambda row: (-row.total_seconds, row.agent_id or 0))
 
 
@@ -176,3 +195,29 @@ async def count_active_calls(conn: Connection) -> int:
     return await conn.fetch_val(
         select(func.count()).select_from(call_usage).where(call_usage.c.status == CallStatus.ACTIVE)
     )
+
+
+async def with_meters(conn: Connection, rows: list[CallRow]) -> list[CallRow]:
+    """The calls with their billed usage events by meter (one query for them all)."""
+    found = await call_meters(conn, call_ids=[row.id for row in rows])
+    return [replace(row, meters=tuple(found[row.id])) if row.id in found else row for row in rows]
+
+
+async def call_meters(conn: Connection, *, call_ids: Sequence[int]) -> dict[int, list[MeterTotal]]:
+    """Each call's billed meters, by name (calls without any are left out)."""
+    if not call_ids:
+        return {}
+    rows = await conn.fetch_all(
+        select(
+            usage_events.c.call_id, usage_events.c.meter, usage_events.c.quantity, usage_events.c.cost_usd
+        ).where(usage_events.c.call_id.in_(list(call_ids)), usage_events.c.month.is_not(None))
+    )
+    sums: dict[int, dict[str, tuple[Decimal, Decimal]]] = {}
+    for row in rows:
+        meters = sums.setdefault(row["call_id"], {})
+        quantity, cost = meters.get(row["meter"], (Decimal(0), Decimal("0.00")))
+        meters[row["meter"]] = (quantity + to_quantity(row["quantity"]), cost + to_decimal(row["cost_usd"]))
+    return {
+        call_id: [MeterTotal(meter, *meters[meter]) for meter in sorted(meters)]
+        for call_id, meters in sums.items()
+    }

@@ -47,6 +47,17 @@ async def notify(conn: Connection, event: LiveEvent) -> None:
     await _NOTIFY.execute(conn, channel=CHANNEL, payload=event.to_payload())
 
 
+_NOTIFY_MANY = Prepared(
+    text("SELECT pg_notify(:channel, payload) FROM unnest(CAST(:payloads AS text[])) AS payload")
+)
+
+
+async def notify_many(conn: Connection, events: list[LiveEvent]) -> None:
+    """Announce several changes in one statement."""
+    if events:
+        await _NOTIFY_MANY.execute(conn, channel=CHANNEL, payloads=[event.to_payload() for event in events])
+
+
 async def changes_since(conn: Connection, *, event_id: int, limit: int = 10_000) -> list[LiveEvent]:
     """The calls changed by events stored after `event_id`, as they stand now (for catch-up)."""
     query = (

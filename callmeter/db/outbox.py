@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select
 
-from callmeter.db.calls import fetch_calls_by_ids
+from callmeter.db.calls import fetch_calls_by_ids, with_meters
 from callmeter.db.connection import Connection
 from callmeter.db.deliveries import PENDING
 from callmeter.db.prepared import Prepared
@@ -77,7 +77,7 @@ async def enqueue_call_event(
     """`call.completed` / `call.terminated` with the call as it is now in this transaction."""
 
     async def data() -> dict[str, Any]:
-        (call,) = await fetch_calls_by_ids(conn, ids=[call_id])
+        (call,) = await with_meters(conn, await fetch_calls_by_ids(conn, ids=[call_id]))
         return call_data(call)
 
     await enqueue(conn, type=type, user_id=user_id, data=data, now=now)

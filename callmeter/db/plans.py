@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 
+from callmeter.billing.meters import MeterRate
 from callmeter.billing.plans import Plan, PlanKind, Tier
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import plan_assignments, plans
-from callmeter.db.types import to_decimal
+from callmeter.db.types import to_decimal, to_quantity
 from callmeter.months import Month
 
 
@@ -36,6 +37,10 @@ def plan_from_record(row: Any) -> Plan:
         overage_rate_per_minute=money("overage_rate_per_minute"),
         billing_increment_seconds=row["billing_increment_seconds"],
         minimum_billable_seconds=row["minimum_billable_seconds"],
+        meter_rates=tuple(
+            MeterRate(rate["meter"], to_quantity(rate["unit_size"]), to_quantity(rate["rate_per_unit"]))
+            for rate in json.loads(row["meter_rates"] or "[]")
+        ),
     )
 
 
@@ -92,6 +97,16 @@ def _plan_values(plan: Plan) -> dict[str, Any]:
         "overage_rate_per_minute": plan.overage_rate_per_minute,
         "billing_increment_seconds": plan.billing_increment_seconds,
         "minimum_billable_seconds": plan.minimum_billable_seconds,
+        "meter_rates": json.dumps(
+            [
+                {
+                    "meter": rate.meter,
+                    "unit_size": str(rate.unit_size),
+                    "rate_per_unit": str(rate.rate_per_unit),
+                }
+                for rate in plan.meter_rates
+            ]
+        ),
     }
 
 

@@ -93,6 +93,18 @@ class Prepared:
         row = await self.fetch_one(conn, **params)
         return None if row is None else next(iter(row.values()))
 
+    async def execute_many(self, conn: Connection, rows: list[Mapping[str, Any]]) -> None:
+        """The statement once per row, in one round trip on PostgreSQL (asyncpg pipelines it)."""
+        if not rows:
+            return
+        compiled = self._compile(conn)
+        args = [self._args(compiled, row) for row in rows]
+        raw = conn.raw_connection
+        if compiled.sqlite:
+            await raw.executemany(compiled.sql, args)
+            return
+        await raw.executemany(compiled.sql, args)
+
     async def execute(self, conn: Connection, **params: Any) -> None:
         compiled = self._compile(conn)
         args = self._args(compiled, params)

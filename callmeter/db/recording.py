@@ -3,7 +3,8 @@
 lock the call's row (or create it, locked) -> dedupe the raw event -> advance the call's state
 (monotonic) -> on the first transition into `completed`, rate the call by its month's plan and add it
 to `monthly_usage` -> NOTIFY. A repeated or late event is stored once and changes nothing else, so a
-call adds to its month exactly once.
+call adds to its month exactly once. A new call's first callback also bills the usage events that
+came before it (db/meters.py: one indexed lookup, usually finding none).
 
 Every statement is `Prepared` (compiled once); a typical event is six round trips: BEGIN, the locking
 SELECT, the event INSERT, the call UPDATE, NOTIFY, COMMIT (bench/README.md has the figures).
@@ -31,7 +32,7 @@ from callmeter.call_lifecycle import (
     StatusCallback,
     apply_event,
 )
-from callmeter.db import events
+from callmeter.db import events, meters
 from callmeter.db.agents import AgentOwner, find_agent_owner
 from callmeter.db.authorizations import release_slot
 from callmeter.db.bus import LiveBus
@@ -39,11 +40,12 @@ from callmeter.db.charging import rate_into_month
 from callmeter.db.connection import Connection, Database
 from callmeter.db.customers import ensure_customer, stored_calendar
 from callmeter.db.live import LiveEvent
+from callmeter.db.meters import Billed
 from callmeter.db.outbox import enqueue_call_event
 from callmeter.db.prepared import Prepared
 from callmeter.db.tables import call_usage, customers
 from callmeter.db.types import to_decimal, to_utc
-from callmeter.months import Calendar
+from callmeter.months import Calendar, Month
 from callmeter.notifications import EventType
 
 
@@ -57,6 +59,7 @@ class RecordedCall:
     twilio_status: str
     duration_seconds: int
     cost_usd: Decimal
+    month: Month
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class RecordOutcome:
     call: RecordedCall | None = None  # set when the event changed the call
     change: CallEventKind | None = None
     month_usage: MonthTotals | None = None  # set when a completed call was counted
+    metered: Billed | None = None  # set when the call's usage events moved to its new month
 
 
 # The call's row, locked until the transaction ends: concurrent events of one call take turns;
@@ -132,7 +136,7 @@ async def record_status_callback(
 ) -> RecordOutcome:
     """Record one callback; a customer seen for the first time gets `default_calendar`. The call's
     first callback (or one naming its `authorization_id`) frees the slot the gate held for it."""
-    announced = None
+    announced, metered = None, None
     try:
         async with db.transaction() as conn:
             # Locks in one order, the call's row then the event's key, so concurrent events of one
@@ -162,16 +166,29 @@ async def record_status_callback(
             outcome = await _advance_call(
                 conn, row=row, event=event, default_plan=default_plan, calendar=calendar
             )
+            if created:  # usage events that came before the call's first callback are billed now
+                month = outcome.call.month if outcome.call else Month.stored(row["month"])
+                metered = await meters.attach_waiting(
+                    conn,
+                    user_id=owner[1],
+                    call_id=row["id"],
+                    call_sid=event.call_sid,
+                    month=month,
+                    default_plan=default_plan,
+                )
             if outcome.month_usage is not None and outcome.call is not None:  # it completed now
                 await enqueue_call_event(
                     conn, type=EventType.CALL_COMPLETED, user_id=owner[1], call_id=outcome.call.id, now=now
                 )
             if bus is not None and outcome.call is not None and outcome.change is not None:
+                changed_month = outcome.month_usage.month if outcome.month_usage else None
+                if outcome.metered is not None or (created and metered is not None):
+                    changed_month = outcome.call.month
                 announced = LiveEvent(
                     user_id=outcome.call.user_id,
                     call_id=outcome.call.id,
                     kind=outcome.change,
-                    month=outcome.month_usage.month if outcome.month_usage else None,
+                    month=changed_month,
                     event_id=event_id,
                 )
                 await bus.announce(conn, announced)
@@ -251,7 +268,16 @@ async def _advance_call(
         return RecordOutcome(stored=True, attributed=True)
     month = calendar.month_of(after.sort_at)
     charge = CallCharge(row["billable_seconds"], to_decimal(row["cost_usd"]))
-    position, totals = row["month_position"], None
+    position, totals, metered = row["month_position"], None, None
+    if str(month) != row["month"]:  # its billed usage events, if any, move with it
+        metered = await meters.call_moved(
+            conn,
+            user_id=row["user_id"],
+            call_id=row["id"],
+            from_month=Month.stored(row["month"]),
+            to_month=month,
+            default_plan=default_plan,
+        )
     if change is CallEventKind.ENDED and after.status is CallStatus.COMPLETED:
         charge, totals = await rate_into_month(
             conn,
@@ -282,9 +308,17 @@ async def _advance_call(
         month_position=position,
     )
     call = RecordedCall(
-        row["id"], row["user_id"], after.status, after.twilio_status, after.duration_seconds, charge.cost
+        row["id"],
+        row["user_id"],
+        after.status,
+        after.twilio_status,
+        after.duration_seconds,
+        charge.cost,
+        month,
     )
-    return RecordOutcome(stored=True, attributed=True, call=call, change=change, month_usage=totals)
+    return RecordOutcome(
+        stored=True, attributed=True, call=call, change=change, month_usage=totals, metered=metered
+    )
 
 
 def _utc(value: object) -> datetime | None:

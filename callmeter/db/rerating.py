@@ -1,4 +1,5 @@
-"""Re-rating a user's months after a plan change: every completed call again, in completion order.
+"""Re-rating a user's months after a plan change: every completed call again, in completion order,
+and every usage event (db/meter_billing.py).
 
 Costs telescope within a month (each call's cost is what it added to the month's charge), so a month
 is re-rated as a whole, in the order its calls were first rated (`month_position`). The caller holds
@@ -16,7 +17,7 @@ from callmeter.billing.plans import Plan, fixed_fee, plan_in_force
 from callmeter.billing.rating import rate_month
 from callmeter.billing.usage import MonthTotals
 from callmeter.call_lifecycle import CallStatus
-from callmeter.db import credits
+from callmeter.db import credits, meter_billing
 from callmeter.db.connection import Connection
 from callmeter.db.customers import fetch_customer
 from callmeter.db.plans import plan_schedule
@@ -75,6 +76,7 @@ async def _rerate_month(conn: Connection, *, user_id: int, month: Month, plan: P
         )
     billable = sum(charge.billable_seconds for charge in charges)
     total = sum((charge.cost for charge in charges), start=Decimal("0.00"))
+    total += await meter_billing.rerate_month(conn, user_id=user_id, month=month, plan=plan)
     await conn.execute(
         monthly_usage.update()
         .where(monthly_usage.c.user_id == user_id, monthly_usage.c.month == str(month))

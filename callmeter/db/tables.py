@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 
-from callmeter.db.types import Money, UTCDateTime
+from callmeter.db.types import Money, Quantity, UTCDateTime
 
 metadata = MetaData()
 
@@ -135,6 +135,8 @@ plans = Table(
     Column("billing_increment_seconds", Integer, nullable=False, default=1),
     Column("minimum_billable_seconds", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
+    # JSON [{"meter": "llm_tokens", "unit_size": "1000", "rate_per_unit": "0.002"}]
+    Column("meter_rates", Text, nullable=False, server_default=text("'[]'")),
 )
 
 plan_assignments = Table(
@@ -174,7 +176,7 @@ invoice_lines = Table(
     Column("invoice_id", BigInteger, ForeignKey("invoices.id"), primary_key=True),
     Column("position", Integer, primary_key=True),
     Column("description", String(300), nullable=False),
-    Column("quantity", Money, nullable=False),
+    Column("quantity", Quantity, nullable=False),
     Column("unit_price_usd", Money, nullable=False),
     Column("amount_usd", Money, nullable=False),
 )

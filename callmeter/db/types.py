@@ -38,6 +38,21 @@ class Money(TypeDecorator[Decimal]):
         return None if value is None else to_decimal(value)
 
 
+class Quantity(Money):
+    """A meter's quantity: exact, up to 10^24 with six decimal places (text on SQLite, like Money)."""
+
+    impl = Numeric(30, 6)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(30, 6, asdecimal=True))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else to_quantity(value)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -51,7 +66,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         value = to_utc(value)
-        return value.strftime(_SQLITE_TIME) if dialect.name == "sqlite" else value
+        if dialect.name != "sqlite":
+            return value
+        # isoformat, not strftime: "%Y" does not pad years before 1000 on every platform.
+        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         return None if value is None else to_utc(value)
@@ -64,6 +82,15 @@ def to_decimal(value: Any) -> Decimal:
     amount = value if isinstance(value, Decimal) else Decimal(str(value))
     cents = amount.quantize(_CENT)
     return cents if cents == amount else amount.normalize()
+
+
+def to_quantity(value: Any) -> Decimal:
+    """A stored quantity as `Decimal`, without trailing zeros ("1523", "12.5")."""
+    if isinstance(value, float):
+        raise TypeError("quantities must never be floats")
+    amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    whole = amount.to_integral_value()
+    return whole.quantize(Decimal(1)) if whole == amount else amount.normalize()
 
 
 def to_utc(value: Any) -> datetime:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from callmeter.call_lifecycle import CallStatus
 from callmeter.db import calls
+from callmeter.db.calls import with_meters
 from callmeter.db.types import to_utc
 from callmeter.errors import BadInputError
 from callmeter.inputs import MAX_ID, parse_id
@@ -73,23 +74,25 @@ async def call_page(
         rows = await calls.list_calls(
             conn, user_id=user_id, limit=first + 1, before=before, status=status, agent_id=agent
         )
+        rows = await with_meters(conn, rows)
     return CallPage(rows[:first], has_next_page=len(rows) > first, has_previous_page=bool(after))
 
 
 async def find_call(services: Services, *, user_id: int, call_sid: str) -> CallRow | None:
     async with services.db.connection() as conn:
-        return await calls.fetch_call(conn, user_id=user_id, call_sid=call_sid)
+        found = await calls.fetch_call(conn, user_id=user_id, call_sid=call_sid)
+        return None if found is None else (await with_meters(conn, [found]))[0]
 
 
 async def active_calls(services: Services, *, user_id: int) -> list[CallRow]:
     """The user's answered, unfinished calls, newest first."""
     async with services.db.connection() as conn:
-        return await calls.list_active_calls(conn, user_id=user_id)
+        return await with_meters(conn, await calls.list_active_calls(conn, user_id=user_id))
 
 
 async def calls_by_ids(services: Services, *, ids: Sequence[int]) -> list[CallRow]:
     async with services.db.connection() as conn:
-        return await calls.fetch_calls_by_ids(conn, ids=ids)
+        return await with_meters(conn, await calls.fetch_calls_by_ids(conn, ids=ids))
 
 
 async def count_active_calls(services: Services) -> int:

@@ -14,7 +14,7 @@ from callmeter.billing.credits import LedgerKind
 from callmeter.billing.invoices import Credit, Draft, InvoiceView, draft_invoice
 from callmeter.billing.plans import Plan, fixed_fee
 from callmeter.billing.usage import billable_months
-from callmeter.db import credits, customers, invoices, outbox, plans, usage
+from callmeter.db import credits, customers, invoices, meter_billing, outbox, plans, usage
 from callmeter.db.connection import Connection
 from callmeter.db.locks import lock_user_billing
 from callmeter.errors import BadInputError
@@ -77,7 +77,8 @@ async def _draft(conn: Connection, services: Services, *, user_id: int, month: M
             schedule=schedule,
             default_plan=default_plan,
         )
-    return draft_invoice(totals, plan, pending, credit)
+    meters = await meter_billing.month_meters(conn, user_id=user_id, months=[month])
+    return draft_invoice(totals, plan, pending, credit, meters=meters.get(month, ()))
 
 
 async def invoice_for(services: Services, *, user_id: int, month: Month) -> InvoiceView:

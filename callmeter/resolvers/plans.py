@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from callmeter.billing.meters import MeterRate
 from callmeter.billing.money import MoneyError, parse_money
 from callmeter.billing.plans import DEFAULT_PLAN_ID, Plan, PlanError, PlanKind, Tier, validate_plan
 from callmeter.db import customers, plans
@@ -35,6 +36,7 @@ def build_plan(
     overage_rate_per_minute: object = None,
     billing_increment_seconds: int = 1,
     minimum_billable_seconds: int = 0,
+    meter_rates: list[tuple[str, object, object]] | None = None,
 ) -> Plan:
     """A validated plan from loosely typed input (GraphQL or the CLI); BAD_USER_INPUT otherwise."""
     try:
@@ -56,6 +58,14 @@ def build_plan(
                 overage_rate_per_minute=money_or_none(overage_rate_per_minute, "overageRatePerMinute"),
                 billing_increment_seconds=billing_increment_seconds,
                 minimum_billable_seconds=minimum_billable_seconds,
+                meter_rates=tuple(
+                    MeterRate(
+                        meter,
+                        money_or_none(unit_size, f"meterRates.{meter}.unitSize") or Decimal(0),
+                        money_or_none(rate, f"meterRates.{meter}.ratePerUnit") or Decimal(0),
+                    )
+                    for meter, unit_size, rate in meter_rates or ()
+                ),
             )
         )
     except PlanError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from callmeter.billing.plans import plan_in_force
 from callmeter.billing.usage import MAX_HISTORY_MONTHS, MonthSummary, MonthTotals, months_from, summarize
-from callmeter.db import calls, plans, usage
+from callmeter.db import calls, meter_billing, plans, usage
 from callmeter.db.connection import Connection
 from callmeter.errors import BadInputError
 from callmeter.months import Month
@@ -16,7 +16,8 @@ from callmeter.rows import AgentUsageRow
 async def _summary(conn: Connection, services: Services, *, user_id: int, month: Month) -> MonthSummary:
     totals = await usage.fetch_month(conn, user_id=user_id, month=month)
     plan = await plans.plan_for_month(conn, user_id=user_id, month=month)
-    return summarize(totals, plan or services.default_plan)
+    meters = await meter_billing.month_meters(conn, user_id=user_id, months=[month])
+    return summarize(totals, plan or services.default_plan, meters.get(month, ()))
 
 
 async def month_usage(services: Services, *, user_id: int, month: Month) -> MonthSummary:
@@ -41,6 +42,7 @@ async def history(
             row.month: row for row in await usage.fetch_months(conn, user_id=user_id, first=first, last=last)
         }
         schedule = await plans.plan_schedule(conn, user_id=user_id)
+        meters = await meter_billing.month_meters(conn, user_id=user_id, months=list(rows))
     first = first or min(rows, default=last)
     if first > last:
         raise BadInputError("history: `from` is after `to`")
@@ -50,6 +52,7 @@ async def history(
         summarize(
             rows.get(month) or MonthTotals.empty(user_id, month),
             plan_in_force(schedule, month, services.default_plan),
+            meters.get(month, ()),
         )
         for month in months_from(first, last)
     ]

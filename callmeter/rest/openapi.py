@@ -33,6 +33,7 @@ _CALL = {
         "call_to",
         "duration_seconds",
         "cost_usd",
+        "total_cost_usd",
         "started_at",
         "ended_at",
         "status",
@@ -43,7 +44,8 @@ _CALL = {
         "call_from": {"type": ["string", "null"]},
         "call_to": {"type": ["string", "null"]},
         "duration_seconds": {"type": "integer", "minimum": 0},
-        "cost_usd": {"type": "number"},
+        "cost_usd": {"type": "number", "description": "The call's minutes."},
+        "total_cost_usd": {"type": "number", "description": "The minutes and every metered component."},
         "started_at": {"type": ["string", "null"]},
         "ended_at": {"type": ["string", "null"]},
         "status": {"type": "string", "enum": [status.value for status in CallStatus]},
@@ -72,12 +74,43 @@ _ALLOWANCE = {
 }
 
 
+# `(?!\\n)$`: the end, and only the end (a Python `$` also matches before a final line break).
+_USAGE_EVENT = {
+    "type": "object",
+    "required": ["idempotency_key", "meter", "quantity", "occurred_at"],
+    "additionalProperties": False,
+    "properties": {
+        "idempotency_key": {
+            "type": "string",
+            "pattern": "^[ -~]{1,200}(?!\\n)$",
+            "description": "1 to 200 characters on one line: any text without control characters is taken, "
+            "printable ASCII (a UUID, say) is what clients should send.",
+        },
+        "call_sid": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]{1,64}(?!\\n)$"},
+        "meter": {
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_]{0,63}(?!\\n)$",
+            "not": {"const": "telephony_minutes"},
+        },
+        "quantity": {
+            "description": "Positive, at most 10^12, at most six decimal places; a string keeps it exact.",
+            "oneOf": [
+                {"type": "string", "pattern": "^(?!0*(\\.0*)?$)[0-9]{1,12}(\\.[0-9]{1,6})?$"},
+                {"type": "integer", "minimum": 1, "maximum": 10**12},
+            ],
+        },
+        "occurred_at": {"type": "string", "format": "date-time", "description": "With its UTC offset."},
+    },
+}
+
+
 def _errors(*codes: int) -> dict[str, object]:
     text = {
         400: "Bad input",
         401: "No or bad token",
         403: "Another user's data",
         404: "No such agent",
+        409: "An idempotency key used for another event",
         503: "Database unavailable",
     }
     return {
@@ -188,6 +221,46 @@ SPEC: dict[str, object] = {
                 "responses": {
                     "200": _json("The decision", _ALLOWANCE),
                     **_errors(400, 401, 403, 404, 503),
+                },
+            }
+        },
+        "/api/usage/events": {
+            "post": {
+                "summary": "Usage events (LLM tokens, TTS characters, ...), each stored once per key",
+                "parameters": [{**_USER_ID, "description": "Admins only: whose events these are."}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["events"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "events": {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": 500,
+                                        "items": _USAGE_EVENT,
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        "Stored",
+                        {
+                            "type": "object",
+                            "required": ["accepted", "duplicates"],
+                            "properties": {
+                                "accepted": {"type": "integer", "minimum": 0},
+                                "duplicates": {"type": "integer", "minimum": 0},
+                            },
+                        },
+                    ),
+                    **_errors(400, 401, 403, 409, 503),
                 },
             }
         },

@@ -21,6 +21,13 @@ class Tier:
 
 
 @strawberry.type
+class MeterRate:
+    meter: str
+    unit_size: Decimal
+    rate_per_unit: Decimal
+
+
+@strawberry.type
 class Plan:
     id: strawberry.ID  # DEFAULT_PLAN_ID for the PRICE_PER_MINUTE plan, which is not stored
     name: str
@@ -32,6 +39,9 @@ class Plan:
     overage_rate_per_minute: Decimal | None
     billing_increment_seconds: int
     minimum_billable_seconds: int
+    meter_rates: list[MeterRate] = strawberry.field(
+        description="What usage events of each meter cost: ratePerUnit per unitSize units."
+    )
 
     @classmethod
     def from_value(cls, plan: billing_plans.Plan) -> Plan:
@@ -49,7 +59,18 @@ class Plan:
             overage_rate_per_minute=plan.overage_rate_per_minute,
             billing_increment_seconds=plan.billing_increment_seconds,
             minimum_billable_seconds=plan.minimum_billable_seconds,
+            meter_rates=[
+                MeterRate(meter=rate.meter, unit_size=rate.unit_size, rate_per_unit=rate.rate_per_unit)
+                for rate in plan.meter_rates
+            ],
         )
+
+
+@strawberry.input
+class MeterRateInput:
+    meter: str
+    unit_size: Decimal | None = Decimal(1)
+    rate_per_unit: Decimal
 
 
 @strawberry.input
@@ -69,6 +90,7 @@ class PlanInput:
     overage_rate_per_minute: Decimal | None = None
     billing_increment_seconds: int | None = 1  # null: the default, as API.md's `Int = 1`
     minimum_billable_seconds: int | None = 0
+    meter_rates: list[MeterRateInput] | None = None
 
 
 @strawberry.type

@@ -100,6 +100,10 @@ class Mutation:
             overage_rate_per_minute=input.overage_rate_per_minute,
             billing_increment_seconds=_or(input.billing_increment_seconds, 1),
             minimum_billable_seconds=_or(input.minimum_billable_seconds, 0),
+            meter_rates=[
+                (rate.meter, Decimal(1) if rate.unit_size is None else rate.unit_size, rate.rate_per_unit)
+                for rate in input.meter_rates or []
+            ],
         )
         return Plan.from_value(await plans.create_plan(info.context.services, plan))
 

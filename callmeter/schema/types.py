@@ -8,6 +8,7 @@ from decimal import Decimal
 import strawberry
 
 from callmeter import call_lifecycle
+from callmeter.billing.meters import MeterTotal
 from callmeter.billing.money import minutes_of
 from callmeter.billing.usage import MonthSummary
 from callmeter.rows import AgentRow, AgentUsageRow, CallRow, WebhookEventRow
@@ -56,6 +57,17 @@ class Agent:
 
 
 @strawberry.type
+class CostComponent:
+    meter: str
+    quantity: Decimal
+    cost_usd: Decimal
+
+    @classmethod
+    def from_total(cls, total: MeterTotal) -> CostComponent:
+        return cls(meter=total.meter, quantity=total.quantity, cost_usd=total.charge_usd)
+
+
+@strawberry.type
 class Call:
     id: strawberry.ID
     call_sid: str
@@ -72,6 +84,17 @@ class Call:
     )
     agent_id: strawberry.Private[int | None]
     known_agent: strawberry.Private[Agent | None] = None  # attached when already loaded
+    row: strawberry.Private[CallRow | None] = None
+
+    @strawberry.field(
+        description="The call's cost by component: its minutes (telephony_minutes), then each meter."
+    )
+    def cost_breakdown(self) -> list[CostComponent]:
+        return [CostComponent.from_total(total) for total in self.row.cost_breakdown] if self.row else []
+
+    @strawberry.field(description="costUsd (the minutes) plus every metered component of the call.")
+    def total_cost_usd(self) -> Decimal:
+        return self.row.total_cost_usd if self.row else self.cost_usd
 
     @strawberry.field
     def agent(self, info: Info) -> Agent | None:
@@ -101,6 +124,7 @@ class Call:
             ended_at=row.ended_at,
             terminated_reason=row.terminated_reason,
             agent_id=row.agent_id,
+            row=row,
         )
 
 
@@ -134,6 +158,9 @@ class MonthlyUsage:
     usage_charge_usd: Decimal
     fixed_fee_usd: Decimal
     plan: Plan
+    by_meter: list[CostComponent] = strawberry.field(
+        description="usageChargeUsd by component: the minutes (telephony_minutes), then each meter."
+    )
 
     @classmethod
     def from_summary(cls, summary: MonthSummary) -> MonthlyUsage:
@@ -146,6 +173,7 @@ class MonthlyUsage:
             usage_charge_usd=summary.usage_charge_usd,
             fixed_fee_usd=summary.fixed_fee_usd,
             plan=Plan.from_value(summary.plan),
+            by_meter=[CostComponent.from_total(total) for total in summary.by_meter],
         )
 
 
