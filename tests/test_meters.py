@@ -180,6 +180,9 @@ async def test_bad_events_are_refused_whole_with_a_clear_error(server, client):
         {key: value for key, value in good.items() if key != "occurred_at"},
         {**good, "idempotency_key": ""},
         {**good, "call_sid": "CA nope"},
+        {**good, "call_sid": ["CA1"]},
+        {**good, "meter": {"m": 1}},
+        {**good, "call_sid": "Bad-Meter", "meter": "Bad-Meter"},
         {**good, "extra": 1},
     ]
     for bad in bad_events:

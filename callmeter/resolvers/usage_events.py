@@ -19,25 +19,33 @@ MAX_ANNOUNCED_CALLS = 100  # live updates per request; subscribers re-read whole
 FIELDS = {"idempotency_key", "call_sid", "meter", "quantity", "occurred_at"}
 
 
-def parse_event(raw: object, index: int) -> meters.UsageEvent:
+def parse_event(raw: object, index: int, sids: set[str], names: set[str]) -> meters.UsageEvent:
+    """One event; `sids`, `names`: call sids and meter names of the batch found good already (a
+    batch repeats them), so each is checked once."""
     where = f"events[{index}]"
     if not isinstance(raw, dict):
         raise BadInputError(f"{where} must be an object")
-    unknown = sorted(set(raw) - FIELDS)
-    if unknown:
-        raise BadInputError(f"{where} has unknown fields: {', '.join(map(str, unknown))[:200]}")
+    if not FIELDS.issuperset(raw):
+        unknown = sorted(map(str, set(raw) - FIELDS))
+        raise BadInputError(f"{where} has unknown fields: {', '.join(unknown)[:200]}")
     key = raw.get("idempotency_key")
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or not is_one_line(key):
         raise BadInputError(f"{where}.idempotency_key must be 1 to {MAX_KEY_LENGTH} characters on one line")
-    call_sid = raw.get("call_sid")
-    if call_sid is not None and (not isinstance(call_sid, str) or not CALL_SID.fullmatch(call_sid)):
-        raise BadInputError(f"{where}.call_sid must be a Twilio CallSid (1 to 64 letters, digits, _ or -)")
+    call_sid, meter = raw.get("call_sid"), raw.get("meter")
+    if call_sid is not None and not (isinstance(call_sid, str) and call_sid in sids):
+        if not isinstance(call_sid, str) or not CALL_SID.fullmatch(call_sid):
+            raise BadInputError(
+                f"{where}.call_sid must be a Twilio CallSid (1 to 64 letters, digits, _ or -)"
+            )
+        sids.add(call_sid)
     try:
-        meter = check_meter_name(raw.get("meter"))  # type: ignore[arg-type]
+        if not (isinstance(meter, str) and meter in names):
+            names.add(check_meter_name(meter))  # type: ignore[arg-type]
         quantity = parse_quantity(raw.get("quantity"))
     except MeterError as exc:
         raise BadInputError(f"{where}.{exc}") from None
-    return meters.UsageEvent(key, call_sid, meter, quantity, _instant(raw.get("occurred_at"), where))
+    instant = _instant(raw.get("occurred_at"), where)
+    return meters.UsageEvent(key, call_sid, meter, quantity, instant)  # type: ignore[arg-type]
 
 
 def _instant(value: object, where: str) -> datetime:
@@ -61,8 +69,10 @@ def parse_events(raw: object) -> tuple[list[meters.UsageEvent], int]:
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_EVENTS:
         raise BadInputError(f'the body must be JSON like {{"events": [...]}} with 1 to {MAX_EVENTS} events')
     unique: dict[str, meters.UsageEvent] = {}
+    sids: set[str] = set()
+    names: set[str] = set()
     for index, item in enumerate(raw):
-        event = parse_event(item, index)
+        event = parse_event(item, index, sids, names)
         seen = unique.get(event.key)
         if seen is not None and not seen.same_as(event):
             raise ConflictError(f"idempotency_key {event.key[:60]!r} is given twice with other values")
