@@ -232,3 +232,20 @@ async def test_serve_with_two_workers_delivers_to_every_subscriber(database_url,
         assert "Started parent process" in handle.log() or handle.log().count("Started server process") == 2
     finally:
         handle.stop()
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({}, "token"),
+        ({"Authorization": "Bearer nonsense"}, "token"),
+        ("not an object", "payload must be an object"),
+    ],
+)
+async def test_a_legacy_refusal_says_why(server, payload, reason):
+    url = server.base_url.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=[LEGACY_WS], open_timeout=10) as connection:
+        await connection.send(json.dumps({"type": "connection_init", "payload": payload}))
+        message = json.loads(await asyncio.wait_for(connection.recv(), timeout=10))
+    assert message["type"] == "connection_error"
+    assert reason in message["payload"]["message"].lower(), message

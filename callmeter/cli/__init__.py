@@ -14,6 +14,7 @@ from callmeter.cli import (
     invoices,
     plans,
     reconcile,
+    schema_sdl,
     service,
     simulate,
     tokens,
@@ -43,6 +44,7 @@ for command in (
     plans.plan,
     invoices.invoice,
     reconcile.reconcile,
+    schema_sdl.schema,
 ):
     cli.add_command(command)
 
