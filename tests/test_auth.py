@@ -135,12 +135,27 @@ async def test_another_users_call_by_sid_is_not_visible(server, client):
         "/api/usage/history?month=0000-01",
         "/api/usage/calls?limit=" + "9" * 5000,
         "/api/usage/current?user_id=" + "9" * 5000,
+        "/api/usage/calls?limit=5&limit=6",
+        "/api/usage/current?user_id=1&user_id=",
     ],
 )
 async def test_bad_rest_input_is_400(client, route):
     response = await client.get(route, headers=auth(1, admin=True))
     assert response.status_code == 400
     assert response.json()["code"] == "BAD_USER_INPUT"
+
+
+async def test_an_empty_query_value_is_the_same_as_leaving_it_out(client):
+    headers = auth(1, admin=True)
+    for bare, empty in (
+        ("/api/usage/calls", "/api/usage/calls?limit="),
+        ("/api/usage/history", "/api/usage/history?month="),
+        ("/api/usage/current", "/api/usage/current?user_id="),
+        ("/api/usage/calls", "/api/usage/calls?limit=&user_id="),
+    ):
+        answers = [await client.get(route, headers=headers) for route in (bare, empty)]
+        assert [answer.status_code for answer in answers] == [200, 200], empty
+        assert answers[0].json() == answers[1].json()
 
 
 FORGED_CURSOR = base64.urlsafe_b64encode(b"9999-12-31T23:59:59+00:00|" + b"9" * 23).decode().rstrip("=")

@@ -13,7 +13,7 @@ from callmeter.errors import BadInputError
 from callmeter.inputs import MAX_ID
 from callmeter.resolvers import spend
 from callmeter.resolvers.scope import target_user
-from callmeter.rest.shapes import MoneyJSONResponse
+from callmeter.rest.shapes import MoneyJSONResponse, query_param
 
 
 def allowance_json(allowance: Allowance, authorization_id: str | None) -> dict[str, object]:
@@ -46,7 +46,7 @@ def agent_id_of(body: bytes) -> int:
 async def authorize(request: Request) -> Response:
     services = request.app.state.services
     viewer = viewer_from_authorization(services.settings, request.headers.get("authorization"))
-    named = request.query_params.get("user_id")
+    named = query_param(request, "user_id")
     user_id = target_user(viewer, named) if named else None
     agent_id = agent_id_of(await request.body())
     _, decision = await spend.authorize_call(services, viewer, agent_id=agent_id, user_id=user_id)

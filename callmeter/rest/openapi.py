@@ -51,13 +51,24 @@ _CALL = {
         "status": {"type": "string", "enum": [status.value for status in CallStatus]},
     },
 }
-_USER_ID = {
-    "name": "user_id",
-    "in": "query",
-    "required": False,
-    "description": "Admins only: whose usage to read.",
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
-}
+# Every query parameter follows one rule: an empty value (`?limit=`) is the same as leaving it out.
+_EMPTY = "An empty value is the same as leaving the parameter out."
+
+
+def _query(name: str, description: str, schema: dict[str, object]) -> dict[str, object]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "description": f"{description} {_EMPTY}",
+        "schema": {"anyOf": [schema, {"type": "string", "maxLength": 0}]},
+    }
+
+
+_USER_ID = _query(
+    "user_id", "Admins only: whose usage to read.", {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+)
 
 
 _ALLOWANCE = {
@@ -146,12 +157,11 @@ SPEC: dict[str, object] = {
             "get": {
                 "summary": "A month's usage (zeros for a month without calls)",
                 "parameters": [
-                    {
-                        "name": "month",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "pattern": MONTH_PATTERN},
-                    },
+                    _query(
+                        "month",
+                        "YYYY-MM; this month if left out.",
+                        {"type": "string", "pattern": MONTH_PATTERN},
+                    ),
                     _USER_ID,
                 ],
                 "responses": {"200": _json("Usage", _USAGE), **_errors(400, 401, 403, 503)},
@@ -161,12 +171,11 @@ SPEC: dict[str, object] = {
             "get": {
                 "summary": "Call history, newest first",
                 "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-                    },
+                    _query(
+                        "limit",
+                        "How many, 1 to 500; 50 if left out.",
+                        {"type": "integer", "minimum": 1, "maximum": 500},
+                    ),
                     _USER_ID,
                 ],
                 "responses": {
@@ -203,7 +212,7 @@ SPEC: dict[str, object] = {
         "/api/calls/authorize": {
             "post": {
                 "summary": "May a call of the agent start now? Allowed: a slot is held for it",
-                "parameters": [{**_USER_ID, "description": "Admins only: the agent's owner."}],
+                "parameters": [{**_USER_ID, "description": f"Admins only: the agent's owner. {_EMPTY}"}],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -227,7 +236,7 @@ SPEC: dict[str, object] = {
         "/api/usage/events": {
             "post": {
                 "summary": "Usage events (LLM tokens, TTS characters, ...), each stored once per key",
-                "parameters": [{**_USER_ID, "description": "Admins only: whose events these are."}],
+                "parameters": [{**_USER_ID, "description": f"Admins only: whose events these are. {_EMPTY}"}],
                 "requestBody": {
                     "required": True,
                     "content": {

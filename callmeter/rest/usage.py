@@ -10,7 +10,7 @@ from callmeter.errors import BadInputError
 from callmeter.inputs import digits
 from callmeter.months import Month
 from callmeter.resolvers import calls, usage
-from callmeter.rest.shapes import MoneyJSONResponse, call_json, usage_json, viewer_and_user
+from callmeter.rest.shapes import MoneyJSONResponse, call_json, query_param, usage_json, viewer_and_user
 
 
 async def current_usage(request: Request) -> Response:
@@ -20,8 +20,8 @@ async def current_usage(request: Request) -> Response:
 
 async def usage_history(request: Request) -> Response:
     services, _, user_id = viewer_and_user(request)
-    month = request.query_params.get("month")
-    if not month:
+    month = query_param(request, "month")
+    if month is None:
         return MoneyJSONResponse(usage_json(await usage.current_usage(services, user_id=user_id)))
     summary = await usage.month_usage(services, user_id=user_id, month=Month.parse(month))
     return MoneyJSONResponse(usage_json(summary))
@@ -29,7 +29,7 @@ async def usage_history(request: Request) -> Response:
 
 async def call_history(request: Request) -> Response:
     services, _, user_id = viewer_and_user(request)
-    raw_limit = request.query_params.get("limit", "50")
+    raw_limit = query_param(request, "limit") or str(calls.DEFAULT_PAGE)
     limit = digits(raw_limit, max_digits=9)
     if limit is None:
         raise BadInputError(f"limit must be a whole number from 1 to 500, got {raw_limit[:20]!r}")
