@@ -47,6 +47,14 @@ class Settings:
     enforce_interval_seconds: float = 1  # how often spend control looks for calls to end
     webhooks_allow_http: bool = False  # http:// and private addresses for webhooks (local use, tests)
     billing_timezone: str = "UTC"  # of customers not seen before; each keeps the zone they got
+    # A direct (unpooled) PostgreSQL URL: set when DATABASE_URL goes through a transaction pooler
+    # (PgBouncer, Supavisor, Neon's pooler); LISTEN, session locks and migrations use it.
+    database_direct_url: str | None = None
+
+    @property
+    def direct_url(self) -> str:
+        """Where LISTEN, session advisory locks and migrations go: the direct URL, else DATABASE_URL."""
+        return self.database_direct_url or self.database_url
 
     @property
     def is_sqlite(self) -> bool:
@@ -104,8 +112,14 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
     database_url = config("DATABASE_URL", default=DEFAULT_DATABASE_URL)
     if not database_url.startswith(("sqlite:", "postgresql:", "postgres:")):
         raise ConfigError("DATABASE_URL must start with sqlite:/// or postgresql://")
-    if database_url.startswith("postgres:"):
-        database_url = "postgresql:" + database_url[len("postgres:") :]
+    database_url = _postgresql(database_url)
+    direct_url = config("DATABASE_DIRECT_URL", default=None) or None
+    if direct_url is not None:
+        if database_url.startswith("sqlite"):
+            raise ConfigError("DATABASE_DIRECT_URL is for PostgreSQL behind a pooler; DATABASE_URL is SQLite")
+        if not direct_url.startswith(("postgresql:", "postgres:")):
+            raise ConfigError("DATABASE_DIRECT_URL must start with postgresql://")
+        direct_url = _postgresql(direct_url)
     try:
         price = parse_money(config("PRICE_PER_MINUTE", default="0.05"))
     except MoneyError as exc:
@@ -135,7 +149,13 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         enforce_interval_seconds=_seconds(config, "ENFORCE_INTERVAL_SECONDS", 1),
         webhooks_allow_http=_flag(config("WEBHOOKS_ALLOW_HTTP", default="false"), "WEBHOOKS_ALLOW_HTTP"),
         billing_timezone=_zone(config("BILLING_TIMEZONE", default="UTC")),
+        database_direct_url=direct_url,
     )
+
+
+def _postgresql(url: str) -> str:
+    """`postgres://` (Heroku's, Render's) as SQLAlchemy wants it."""
+    return "postgresql:" + url[len("postgres:") :] if url.startswith("postgres:") else url
 
 
 def _flag(value: str, name: str) -> bool:

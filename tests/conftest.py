@@ -17,14 +17,26 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.factories import ServerHandle, clear_tables, create_pg_database, drop_pg_database, start_server
+from tests.factories import (
+    POOLER_BASE,
+    ServerHandle,
+    clear_tables,
+    create_pg_database,
+    direct,
+    drop_pg_database,
+    pooled,
+    start_server,
+)
 from tests.private_postgres import PrivatePostgres
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-BACKENDS = ["sqlite", "postgresql"]
+# `pgbouncer`: PostgreSQL through PgBouncer in transaction mode (CALLMETER_TEST_POOLER_URL, default
+# 127.0.0.1:6432; `.ci/pgbouncer` starts one), with DATABASE_DIRECT_URL for what needs a session.
+BACKENDS = ["sqlite", "postgresql", "pgbouncer"]
 
 _pg_problem: str | None = None
+_pooler_problem: str | None = None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -42,10 +54,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         if IN_CI:
             raise pytest.UsageError(f"{_pg_problem} (CI=true: PostgreSQL tests must run)") from exc
 
+    async def probe_pooler() -> None:
+        conn = await asyncpg.connect(pooled(ADMIN_URL), timeout=5, statement_cache_size=0)
+        await conn.close()
+
+    try:
+        asyncio.run(probe_pooler())
+    except Exception as exc:
+        _pooler_problem = f"no PgBouncer at {POOLER_BASE} (start one with .ci/pgbouncer): {exc}"
+        if IN_CI:
+            raise pytest.UsageError(f"{_pooler_problem} (CI=true: the pooler tests must run)") from exc
+
 
 def require_backend(name: str) -> None:
-    if name == "postgresql" and _pg_problem:
+    if name in ("postgresql", "pgbouncer") and _pg_problem:
         pytest.skip(_pg_problem)
+    if name == "pgbouncer" and _pooler_problem:
+        pytest.skip(_pooler_problem)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +91,7 @@ def database_url(request: pytest.FixtureRequest, session_dir: Path) -> Iterator[
         return
     url = create_pg_database(ADMIN_URL, f"callmeter_test_{os.getpid()}_{secrets.token_hex(3)}")
     migrate(url)
-    yield url
+    yield pooled(url) if request.param == "pgbouncer" else url
     drop_pg_database(ADMIN_URL, url)
 
 
@@ -120,5 +145,5 @@ def private_database(database_url, tmp_path):
         return
     url = create_pg_database(ADMIN_URL, f"callmeter_enforce_{secrets.token_hex(4)}")
     migrate(url)
-    yield url
+    yield pooled(url) if direct(database_url) != database_url else url
     drop_pg_database(ADMIN_URL, url)

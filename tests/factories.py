@@ -22,6 +22,34 @@ from twilio.request_validator import RequestValidator
 from callmeter.db.connection import Database
 from callmeter.db.tables import metadata
 
+# The suite's PostgreSQL tests run again through a transaction pooler (PgBouncer in transaction
+# mode, .ci/pgbouncer) as the `pgbouncer` backend: its URLs are the pooler's, and the service and
+# the tests' own connections are given the direct URL beside it, as a deployment would be.
+DIRECT_BASE = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test").rsplit("/", 1)[
+    0
+]
+POOLER_BASE = os.environ.get("CALLMETER_TEST_POOLER_URL", "postgresql://postgres@127.0.0.1:6432/test").rsplit(
+    "/", 1
+)[0]
+
+
+def pooled(url: str) -> str:
+    """The same database through the pooler."""
+    return POOLER_BASE + "/" + url.rsplit("/", 1)[1]
+
+
+def direct_of(url: str) -> str | None:
+    """The direct URL of a database reached through the pooler; None for any other URL."""
+    if url.startswith(POOLER_BASE + "/"):
+        return DIRECT_BASE + "/" + url.rsplit("/", 1)[1]
+    return None
+
+
+def direct(url: str) -> str:
+    """The URL to use for what needs a session of its own (migrations, DDL, admin work)."""
+    return direct_of(url) or url
+
+
 JWT_SECRET = "test-jwt-secret-0123456789abcdef0123"
 TWILIO_TOKEN = "test-twilio-token-0123456789abcdef"
 CALLBACK_PATH = "/webhooks/twilio/status"
@@ -66,6 +94,9 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         PRICE_PER_MINUTE="0.05",
     )
     env.pop("PUBLIC_BASE_URL", None)
+    env.pop("DATABASE_DIRECT_URL", None)
+    if direct_of(database_url):
+        env["DATABASE_DIRECT_URL"] = direct(database_url)
     env.update(extra)
     return env
 
@@ -135,7 +166,7 @@ def drop_pg_database(admin_url: str, url: str) -> None:
 
 async def clear_tables(database_url: str) -> None:
     names = [table.name for table in reversed(metadata.sorted_tables)]
-    db = Database(database_url, min_size=1, max_size=1)
+    db = Database(database_url, min_size=1, max_size=1, direct_url=direct_of(database_url))
     await db.connect()
     try:
         async with db.transaction() as conn:
@@ -149,7 +180,7 @@ async def clear_tables(database_url: str) -> None:
 
 
 async def open_db(database_url: str) -> Database:
-    db = Database(database_url, min_size=1, max_size=4)
+    db = Database(database_url, min_size=1, max_size=4, direct_url=direct_of(database_url))
     await db.connect()
     return db
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from callmeter.db.connection import Database
-from tests.factories import auth, call_events, post_callback
+from tests.factories import auth, call_events, direct_of, post_callback
 
 NUMBER = "+18449263376"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -79,7 +79,7 @@ class Storm:
 
 
 async def stored_event_keys(database_url: str) -> list[tuple[str, int, str]]:
-    db = Database(database_url, min_size=1, max_size=1)
+    db = Database(database_url, min_size=1, max_size=1, direct_url=direct_of(database_url))
     await db.connect()
     try:
         async with db.connection() as conn:

@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from callmeter.db.connection import Database
 from callmeter.db.migrate import alembic_config, async_url
 from callmeter.db.tables import metadata
-from tests.conftest import ADMIN_URL, BACKENDS, require_backend
-from tests.factories import create_pg_database, drop_pg_database
+from tests.conftest import ADMIN_URL, require_backend
+from tests.factories import create_pg_database, direct, drop_pg_database
+
+BACKENDS = ["sqlite", "postgresql"]  # migrations run on a direct connection, never through a pooler
 
 
 async def test_migrations_match_the_tables(database_url):
-    engine = create_async_engine(async_url(database_url))
+    engine = create_async_engine(async_url(direct(database_url)))  # migrations go direct, not pooled
     try:
         async with engine.connect() as conn:
             differences = await conn.run_sync(

@@ -18,7 +18,7 @@ from callmeter.schema.context import Context
 from callmeter.schema.view import schema
 from callmeter.settings import Settings
 from callmeter.webhooks.parsing import parse_status_callback
-from tests.factories import JWT_SECRET, TWILIO_TOKEN, add_agent, call_events, callback_form
+from tests.factories import JWT_SECRET, TWILIO_TOKEN, add_agent, call_events, callback_form, direct_of
 
 JANUARY = datetime(2026, 1, 14, 15, tzinfo=UTC)
 
@@ -33,6 +33,7 @@ async def services(clean_database: str) -> AsyncIterator[Services]:
         price_per_minute=Decimal("0.05"),
         host="127.0.0.1",
         port=8000,
+        database_direct_url=direct_of(clean_database),
     )
     async with open_services(settings, migrate_first=False) as opened:
         yield opened

@@ -160,7 +160,7 @@ class LiveBus:
             delay = min(delay * 2, 5.0)
 
     async def _listen_once(self, *, catch_up: bool) -> None:
-        conn = await asyncpg.connect(self.db.url, timeout=10)
+        conn = await asyncpg.connect(self.db.direct_url, timeout=10)  # LISTEN needs a session
         lost = asyncio.Event()
         try:
             conn.add_termination_listener(lambda _conn: lost.set())

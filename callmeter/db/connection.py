@@ -18,6 +18,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -75,23 +76,49 @@ def connect_failure(url: str, exc: BaseException) -> DatabaseUnavailableError | 
     return DatabaseUnavailableError(f"cannot reach the database at {where}: {unreachable_reason(cause)}")
 
 
+@dataclass
+class LockSession:
+    conn: asyncpg.Connection
+    turn: asyncio.Lock  # one statement at a time on the connection
+
+
 class Database:
-    def __init__(self, url: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    """`direct_url`: set when `url` goes through a transaction pooler (PgBouncer and the like): the
+    pool then uses no server-side prepared statements and no session settings, and what needs a
+    session of its own (LISTEN, session advisory locks) connects to `direct_url` (`self.direct_url`)."""
+
+    def __init__(
+        self, url: str, *, min_size: int = 2, max_size: int = 10, direct_url: str | None = None
+    ) -> None:
         self.url = url
+        self.direct_url = direct_url or url
+        self.pooled = direct_url is not None
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {}
         if self.is_sqlite:
             options["timeout"] = 15  # sqlite3's busy timeout, seconds
         else:
             # A statement may run 15 s on the server; the client gives up at 30 s either way.
-            options.update(
-                min_size=min_size,
-                max_size=max_size,
-                command_timeout=30,
-                server_settings={"statement_timeout": "15000"},
-            )
+            options.update(min_size=min_size, max_size=max_size, command_timeout=30)
+            if self.pooled:
+                # A transaction pooler hands each transaction to any server connection: prepared
+                # statements would not be there, and it refuses session settings at start-up (set
+                # statement_timeout on the role instead: README).
+                options["statement_cache_size"] = 0
+            else:
+                options["server_settings"] = {"statement_timeout": "15000"}
         self._db = databases.Database(url, **options)
         self._write_lock = asyncio.Lock()
+        self._lock_session: LockSession | None = None
+
+    async def lock_session(self) -> LockSession:
+        """The process's connection for session advisory locks (`locks.job_lock`), to the direct
+        URL, opened on first use and again after it was lost."""
+        if self._lock_session is None or self._lock_session.conn.is_closed():
+            self._lock_session = LockSession(
+                await asyncpg.connect(self.direct_url, timeout=10), asyncio.Lock()
+            )
+        return self._lock_session
 
     async def connect(self) -> None:
         try:
@@ -101,6 +128,9 @@ class Database:
             raise failure or DatabaseUnavailableError(f"cannot reach the database: {exc}") from exc
 
     async def disconnect(self) -> None:
+        if self._lock_session is not None and not self._lock_session.conn.is_closed():
+            with suppress(Exception):
+                await self._lock_session.conn.close(timeout=5)
         await self._db.disconnect()
 
     @asynccontextmanager

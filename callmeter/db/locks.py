@@ -33,17 +33,21 @@ async def lock_user_billing(conn: Connection, *, user_id: int) -> None:
 async def job_lock(db: Database, *, name: str) -> AsyncIterator[bool]:
     """Whether this process may run the named periodic job now (one process of a deployment at a time).
 
-    PostgreSQL: a session advisory lock on a connection held for the job, released after it. SQLite:
-    one process by design, so always. Not a transaction: the job's own writes run in theirs.
+    PostgreSQL: a session advisory lock, on the process's one connection for session locks (to the
+    direct URL: a transaction pooler would hand the lock's session to others), released after the
+    job or when that connection ends. SQLite: one process by design, so always. Not a transaction:
+    the job's own writes run in theirs.
     """
     if db.is_sqlite:
         yield True
         return
     key = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "big", signed=True)
-    async with db.connection() as conn:
-        locked = bool(await conn.fetch_val(text("SELECT pg_try_advisory_lock(:key)").bindparams(key=key)))
-        try:
-            yield locked
-        finally:
-            if locked:
-                await conn.execute(text("SELECT pg_advisory_unlock(:key)").bindparams(key=key))
+    session = await db.lock_session()
+    async with session.turn:
+        locked = bool(await session.conn.fetchval("SELECT pg_try_advisory_lock($1)", key))
+    try:
+        yield locked
+    finally:
+        if locked and not session.conn.is_closed():
+            async with session.turn:
+                await session.conn.execute("SELECT pg_advisory_unlock($1)", key)

@@ -30,7 +30,7 @@ class Services:
 
 
 def migrate_database(settings: Settings) -> None:
-    migrate.migrate(settings.database_url)
+    migrate.migrate(settings.direct_url)  # DDL and Alembic's session need a direct connection
 
 
 @asynccontextmanager
@@ -40,7 +40,12 @@ async def open_services(
     """Connected services; `migrate_first` defaults to migrating the embedded database only."""
     if settings.is_sqlite if migrate_first is None else migrate_first:
         migrate_database(settings)
-    db = Database(settings.database_url, min_size=pool_size[0], max_size=pool_size[1])
+    db = Database(
+        settings.database_url,
+        min_size=pool_size[0],
+        max_size=pool_size[1],
+        direct_url=settings.database_direct_url,
+    )
     await db.connect()
     try:
         yield Services(db, settings, LiveBus(db))
