@@ -1,12 +1,15 @@
 """Benchmark: signed Twilio status callbacks through `callmeter serve` on PostgreSQL, against raw asyncpg.
 
-For each server configuration (`--workers 1,2`), `--rounds` times:
+First the HTTP ceiling: the same closed loop against bench/bare.py (a bare Starlette route that
+parses the form and checks the signature, no database), twice; then for each server configuration
+(`--workers 1,2`), `--rounds` times:
 1. raw: the same database work (the statements `db/recording.py` runs per event, same transactions,
    same locks, same NOTIFY) done directly with asyncpg in one process with the service's pool size:
    the limit this machine allows;
 2. closed loop: `--connections` keep-alive connections send whole calls (4 events each, in order) as
    fast as the service answers them: the most it ingests, with its latency at that load.
-Ingest is reported as the ratio of the medians (and per round); then an open loop at half the median
+Ingest is reported as the ratio of the medians (and per round), and as a share of the ceiling
+(issue 18's target: ≥ 50% with one worker); then an open loop at half the median
 throughput gives p50/p99 latency counted from when each request was due.
 
 The load generator and the raw run are separate processes (`spawn`); the generator encodes and signs
@@ -23,6 +26,7 @@ import json
 import multiprocessing
 import os
 import random
+import socket
 import statistics
 import sys
 import time
@@ -375,6 +379,7 @@ def main() -> None:
 
         migrate(url)
         asyncio.run(seed_agents(url, args.users))
+        ceiling = bare_ceiling(calls, args.connections, events)
         for workers in [int(w) for w in args.workers.split(",")]:
             port = 18700 + workers
             process = serve(url, port, "--workers", str(workers))
@@ -401,6 +406,10 @@ def main() -> None:
                     if raws:
                         print(f"    = {served[-1] / raws[-1]:.0%} of the raw run before it")
                 throughput = statistics.median(served)
+                print(
+                    f"  median: service {throughput:,.0f} events/s = {throughput / ceiling:.0%} of the bare "
+                    f"HTTP + signature ceiling ({ceiling:,.0f}/s; target ≥ 50% with 1 worker)"
+                )
                 if raws:
                     raw_median = statistics.median(raws)
                     print(
@@ -421,6 +430,37 @@ def main() -> None:
                 process.wait()
     finally:
         drop_database(url)
+
+
+def bare_ceiling(calls: list, connections: int, events: int) -> float:
+    """The closed loop against bench/bare.py (HTTP, form, signature; no database): events/s."""
+    import subprocess
+
+    port = 18800
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port), "--no-access-log"]
+        + ["--log-level", "warning"],
+        env={**os.environ, "TWILIO_AUTH_TOKEN": TWILIO_TOKEN},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        found = [
+            report("bare HTTP + signature ceiling", run_generator(port, calls, "closed", connections), events)
+        ]
+        found.append(
+            report("bare HTTP + signature ceiling", run_generator(port, calls, "closed", connections), events)
+        )
+        return statistics.median(found)
+    finally:
+        process.terminate()
+        process.wait()
 
 
 def closed_loop_run(pid: int, port: int, calls: list, connections: int, profile: str | None) -> dict:

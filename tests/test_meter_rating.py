@@ -78,7 +78,25 @@ def test_quantities_and_names_are_checked():
         and parse_quantity(" 12.5 ") == D("12.5")
     )
     assert parse_quantity(65.0) == D(65)
-    for bad in ("0", "-1", "1000000000001", "1e400", "NaN", "Infinity", "abc", 1.5, True, None, "1.0000001"):
+    for bad in (
+        "0",
+        "-1",
+        "1000000000001",
+        "1e400",
+        "NaN",
+        "Infinity",
+        "abc",
+        1.5,
+        True,
+        None,
+        "1.0000001",
+        "1_000",
+        "1e3",
+        "\u0661\u0662",
+        "+5",
+        " ",
+        "5.",
+    ):
         with pytest.raises(MeterError):
             parse_quantity(bad)
     assert check_meter_name("llm_tokens") == "llm_tokens"

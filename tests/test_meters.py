@@ -177,6 +177,10 @@ async def test_bad_events_are_refused_whole_with_a_clear_error(server, client):
         {**good, "meter": "telephony_minutes"},
         {**good, "occurred_at": "2026-12-01T10:00:00"},
         {**good, "occurred_at": "yesterday"},
+        {**good, "occurred_at": "1970-01-01T00:00:00Z"},
+        {**good, "occurred_at": "9999-12-31T23:00:00Z"},
+        {**good, "occurred_at": "0001-01-01T00:00:00-05:00"},
+        {**good, "quantity": "1_000"},
         {key: value for key, value in good.items() if key != "occurred_at"},
         {**good, "idempotency_key": ""},
         {**good, "call_sid": "CA nope"},
@@ -196,6 +200,23 @@ async def test_bad_events_are_refused_whole_with_a_clear_error(server, client):
         response = await client.post("/api/usage/events?user_id=32", json=body, headers=ADMIN)
         assert response.status_code == 400, body
     assert (await client.post("/api/usage/events", content=b"{", headers=ADMIN)).status_code == 400
+    deep = b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert (await client.post("/api/usage/events", content=deep, headers=ADMIN)).status_code == 400
+    # A charge past what a month may hold is refused, not a database error.
+    created = await graphql(
+        client,
+        """mutation { createPlan(input: {name: "x", kind: PAY_AS_YOU_GO, ratePerMinute: "0.05",
+        meterRates: [{meter: "handoff_seconds", ratePerUnit: "1000000"}]}) { id } }""",
+        headers=ADMIN,
+    )
+    month = datetime.now(UTC).strftime("%Y-%m")
+    await graphql(
+        client, ASSIGN, {"u": "32", "p": created["data"]["createPlan"]["id"], "m": month}, headers=ADMIN
+    )
+    for call in (None, "CA" + "7" * 32):  # billed now, or waiting for its call
+        huge = event(f"h-{call}", "handoff_seconds", "1000000000000", call=call)
+        answer = await post_events(client, 32, [huge])
+        assert answer.status_code == 400 and "past $100,000,000,000" in answer.json()["error"], answer.text
     assert (await client.post("/api/usage/events", json={"events": [good]})).status_code == 401
     assert (await post_events(client, 33, [good], headers=auth(32))).status_code == 403
     # Nothing of it was stored: the good event is new now.
@@ -337,7 +358,10 @@ async def test_an_event_whose_call_never_appears_is_billed_after_a_day(private_d
         async with db.transaction() as conn:
             assert await meters.users_with_overdue(conn, now=sent + timedelta(hours=23)) == []
             assert await meters.users_with_overdue(conn, now=now) == [38]
-            assert await meters.bill_overdue(conn, user_id=38, now=now, default_plan=plan) == 1
+            assert await meters.bill_overdue(conn, user_id=38, now=now, default_plan=plan) == (
+                1,
+                {UTC_CALENDAR.month_of(sent)},
+            )
         async with db.connection() as conn:
             month = UTC_CALENDAR.month_of(sent)
             assert (await usage.fetch_month(conn, user_id=38, month=month)).usage_charge_usd == Decimal(

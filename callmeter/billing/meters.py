@@ -22,6 +22,8 @@ MAX_QUANTITY = Decimal(10) ** 12
 MAX_UNIT_SIZE = Decimal(10) ** 12
 MAX_RATE = Decimal(1_000_000)
 MAX_METER_RATES = 50
+MAX_MONTH_CHARGE = Decimal(10) ** 11  # what a meter's month may cost: inside the money columns
+_DECIMAL_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 class MeterError(ValueError):
@@ -65,6 +67,9 @@ def parse_quantity(value: object) -> Decimal:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise MeterError('quantity must be a decimal number given as a string, e.g. "1523" or "12.5"')
+    if isinstance(value, str) and not _DECIMAL_TEXT.fullmatch(value.strip()):
+        # ASCII digits only: Decimal() would take "1_000", "1e3" and other scripts' digits.
+        raise MeterError(f'quantity {value[:30]!r} is not a number like "1523" or "12.5"')
     try:
         quantity = Decimal(value.strip() if isinstance(value, str) else value)
     except (InvalidOperation, ValueError):
@@ -105,6 +110,13 @@ def meter_charge(rate: MeterRate | None, quantity: Decimal) -> Decimal:
         return Decimal("0.00")
     exact = EXACT.divide(EXACT.multiply(rate.rate_per_unit, quantity), rate.unit_size)
     return round_cents(exact)
+
+
+def check_month_charge(meter: str, month: object, charge: Decimal) -> None:
+    if charge > MAX_MONTH_CHARGE:
+        raise MeterError(
+            f"these events would take {meter}'s charge for {month} past ${MAX_MONTH_CHARGE:,.0f}"
+        )
 
 
 def rate_events(

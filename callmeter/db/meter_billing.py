@@ -18,7 +18,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.billing.credits import LedgerKind
-from callmeter.billing.meters import MeterTotal, rate_events, rate_of
+from callmeter.billing.meters import MeterTotal, check_month_charge, rate_events, rate_of
 from callmeter.billing.plans import Plan, fixed_fee
 from callmeter.billing.usage import summarize
 from callmeter.db import credits, plans, usage, watch
@@ -71,6 +71,7 @@ async def bill(
         )
         for index, cost in zip(indexes, found, strict=True):
             costs[index] = cost
+        check_month_charge(meter, month, before_charge + sum(found, start=Decimal("0.00")))
         await _save_meter_month(
             conn,
             user_id=user_id,
@@ -205,16 +206,15 @@ async def month_meters(
     if not months:
         return {}
     rows = await conn.fetch_all(
-        select(meter_usage)
-        .where(
+        select(meter_usage).where(
             meter_usage.c.user_id == user_id,
             meter_usage.c.month.in_([str(month) for month in months]),
             meter_usage.c.events > 0,
         )
-        .order_by(meter_usage.c.month, meter_usage.c.meter)
     )
     found: dict[Month, list[MeterTotal]] = {}
-    for row in rows:
+    # By name in Python: the databases' collations order "_" differently.
+    for row in sorted(rows, key=lambda row: (row["month"], row["meter"])):
         found.setdefault(Month.stored(row["month"]), []).append(
             MeterTotal(row["meter"], to_quantity(row["quantity"]), to_decimal(row["charge_usd"]))
         )

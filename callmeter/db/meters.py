@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, text
 
+from callmeter.billing.meters import check_month_charge, meter_charge, rate_of
 from callmeter.billing.plans import Plan
 from callmeter.db import meter_billing
 from callmeter.db.connection import Connection
@@ -175,6 +176,13 @@ async def store_events(
             placed.append((event, *calls[event.call_sid]))
         else:
             placed.append((event, None, None))  # waits for its call
+    waiting = [event for event, _, month in placed if month is None]
+    if waiting:  # billed later: no one of them may be more than a month's charge can hold
+        plan = await meter_billing.plan_of(conn, user_id, customer.calendar.current(now), default_plan)
+        for event in waiting:
+            check_month_charge(
+                event.meter, "an event", meter_charge(rate_of(plan.meter_rates, event.meter), event.quantity)
+            )
     billed = Billed()
     costs = await meter_billing.bill(
         conn,
@@ -246,9 +254,15 @@ async def attach_waiting(
     return Billed({month}, {call_id})
 
 
-async def bill_overdue(conn: Connection, *, user_id: int, now: datetime, default_plan: Plan) -> int:
-    """Bill a user's events whose call has not appeared in WAIT_FOR_CALL_SECONDS, each in the month
-    it occurred in (the customer's zone), with no call; how many."""
+OVERDUE_CHUNK = 5000  # events billed per transaction: the billing lock is not held for long
+
+
+async def bill_overdue(
+    conn: Connection, *, user_id: int, now: datetime, default_plan: Plan
+) -> tuple[int, set[Month]]:
+    """Bill up to OVERDUE_CHUNK of a user's events whose call has not appeared in
+    WAIT_FOR_CALL_SECONDS, each in the month it occurred in (the customer's zone), with no call;
+    how many, and the months they went to."""
     await lock_user_billing(conn, user_id=user_id)
     customer = await fetch_customer(conn, user_id=user_id)
     rows = await conn.fetch_all(
@@ -259,9 +273,10 @@ async def bill_overdue(conn: Connection, *, user_id: int, now: datetime, default
             usage_events.c.received_at <= now - timedelta(seconds=WAIT_FOR_CALL_SECONDS),
         )
         .order_by(usage_events.c.id)
+        .limit(OVERDUE_CHUNK)
     )
     if customer is None or not rows:
-        return 0
+        return 0, set()
     by_month: dict[Month, list[object]] = {}
     for row in rows:
         by_month.setdefault(customer.calendar.month_of(to_utc(row["occurred_at"])), []).append(row)
@@ -269,7 +284,7 @@ async def bill_overdue(conn: Connection, *, user_id: int, now: datetime, default
         await _bill_stored(
             conn, user_id=user_id, rows=found, month=month, call_id=None, default_plan=default_plan
         )
-    return len(rows)
+    return len(rows), set(by_month)
 
 
 async def users_with_overdue(conn: Connection, *, now: datetime) -> list[int]:
@@ -282,6 +297,20 @@ async def users_with_overdue(conn: Connection, *, now: datetime) -> list[int]:
         .distinct()
     )
     return [row["user_id"] for row in rows]
+
+
+# Waiting events billed in one statement (PostgreSQL), or one prepared statement a row (SQLite).
+_BILL_STORED = Prepared(
+    text(
+        "UPDATE usage_events SET month = :month, call_id = :call_id, cost_usd = billed.cost "
+        "FROM unnest(CAST(:ids AS bigint[]), CAST(CAST(:costs AS text[]) AS numeric[])) AS billed(id, cost) "
+        "WHERE usage_events.id = billed.id"
+    )
+)
+_BILL_ONE = Prepared(
+    usage_events.update().where(usage_events.c.id == bindparam("key_id")),
+    columns=("month", "cost_usd", "call_id"),
+)
 
 
 async def _bill_stored(
@@ -300,19 +329,33 @@ async def _bill_stored(
         default_plan=default_plan,
         now=datetime.now(UTC),
     )
-    for row, cost in zip(rows, costs, strict=True):
-        await conn.execute(
-            usage_events.update()
-            .where(usage_events.c.id == row["id"])  # type: ignore[index]
-            .values(month=str(month), cost_usd=cost, call_id=call_id)
+    ids = [row["id"] for row in rows]  # type: ignore[index]
+    if is_postgres(conn):
+        await _BILL_STORED.execute(
+            conn,
+            ids=ids,
+            costs=[str(cost) for cost in costs],
+            month=str(month),
+            call_id=call_id,
         )
+        return
+    await _BILL_ONE.execute_many(
+        conn,
+        [
+            {"key_id": event_id, "month": str(month), "cost_usd": cost, "call_id": call_id}
+            for event_id, cost in zip(ids, costs, strict=True)
+        ],
+    )
 
 
 async def call_moved(
     conn: Connection, *, user_id: int, call_id: int, from_month: Month, to_month: Month, default_plan: Plan
 ) -> Billed | None:
     """A call's month changed (it rang before a month's end and was answered after): its billed
-    events move with it, and both months' meters are re-rated. None when it has none (one lookup)."""
+    events move with it, and both months' meters are re-rated. None when it has none: the user's
+    billing lock (first, so a batch being stored for this call is seen after its commit) and one
+    lookup. Rare: only a call whose answer falls in another month than its first event."""
+    await lock_user_billing(conn, user_id=user_id)
     moving = await conn.fetch_val(
         select(usage_events.c.id)
         .where(usage_events.c.call_id == call_id, usage_events.c.month.is_not(None))
@@ -320,13 +363,14 @@ async def call_moved(
     )
     if moving is None:
         return None
-    await lock_user_billing(conn, user_id=user_id)
     before = {
         month: await meter_billing.meters_charge(conn, user_id=user_id, month=month)
         for month in (from_month, to_month)
     }
     await conn.execute(
-        usage_events.update().where(usage_events.c.call_id == call_id).values(month=str(to_month))
+        usage_events.update()
+        .where(usage_events.c.call_id == call_id, usage_events.c.month == str(from_month))
+        .values(month=str(to_month))
     )
     for month in (from_month, to_month):
         plan = await meter_billing.plan_of(conn, user_id, month, default_plan)

@@ -33,7 +33,7 @@ def allowance_json(allowance: Allowance, authorization_id: str | None) -> dict[s
 def agent_id_of(body: bytes) -> int:
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting too deep
         raise BadInputError('the body must be JSON like {"agent_id": 12}') from None
     agent_id = payload.get("agent_id") if isinstance(payload, dict) else None
     if isinstance(agent_id, float) and agent_id.is_integer():  # JSON's 12.0 is the integer 12

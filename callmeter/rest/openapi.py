@@ -106,11 +106,18 @@ _USAGE_EVENT = {
         "quantity": {
             "description": "Positive, at most 10^12, at most six decimal places; a string keeps it exact.",
             "oneOf": [
-                {"type": "string", "pattern": "^(?!0*(\\.0*)?$)[0-9]{1,12}(\\.[0-9]{1,6})?$"},
+                {
+                    "type": "string",
+                    "pattern": "^((?!0*(\\.0*)?$)[0-9]{1,12}(\\.[0-9]{1,6})?|1000000000000(\\.0{1,6})?)$",
+                },
                 {"type": "integer", "minimum": 1, "maximum": 10**12},
             ],
         },
-        "occurred_at": {"type": "string", "format": "date-time", "description": "With its UTC offset."},
+        "occurred_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "With its UTC offset; within the last 400 days and at most a day ahead.",
+        },
     },
 }
 

@@ -16,7 +16,7 @@ async def usage_events(request: Request) -> Response:
     services, _, user_id = viewer_and_user(request)
     try:
         payload = json.loads(await request.body())
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting too deep
         raise BadInputError('the body must be JSON like {"events": [...]}') from None
     if not isinstance(payload, dict) or set(payload) != {"events"}:
         raise BadInputError('the body must be JSON like {"events": [...]}')
