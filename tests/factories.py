@@ -21,6 +21,7 @@ from twilio.request_validator import RequestValidator
 
 from callmeter.db.connection import Database
 from callmeter.db.tables import metadata
+from callmeter.errors import DatabaseUnavailableError
 
 # The suite's PostgreSQL tests run again through a transaction pooler (PgBouncer in transaction
 # mode, .ci/pgbouncer) as the `pgbouncer` backend: its URLs are the pooler's, and the service and
@@ -169,12 +170,21 @@ async def clear_tables(database_url: str) -> None:
     db = Database(database_url, min_size=1, max_size=1, direct_url=direct_of(database_url))
     await db.connect()
     try:
-        async with db.transaction() as conn:
-            if db.is_sqlite:
-                for name in names:
-                    await conn.execute(f"DELETE FROM {name}")
-            else:
-                await conn.execute(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
+        for attempt in range(5):
+            try:
+                async with db.transaction() as conn:
+                    if db.is_sqlite:
+                        for name in names:
+                            await conn.execute(f"DELETE FROM {name}")
+                    else:
+                        await conn.execute(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
+                return
+            except DatabaseUnavailableError as exc:
+                # The running server's background passes read these tables: TRUNCATE's exclusive
+                # locks, taken table by table, can deadlock with one of them. Try again.
+                if "deadlock" not in str(exc) or attempt == 4:
+                    raise
+                await asyncio.sleep(0.1)
     finally:
         await db.disconnect()
 
