@@ -132,6 +132,7 @@ CALL_COLUMNS = (
 
 async def raw_event(conn: asyncpg.Connection, form: dict[str, str]) -> None:
     from callmeter.call_lifecycle import CREATED, CallEventKind, CallState, CallStatus, apply_event
+    from callmeter.months import UTC_CALENDAR
     from callmeter.webhooks.parsing import parse_status_callback
 
     event = parse_status_callback(form, received_at=datetime.now(UTC))
@@ -189,7 +190,7 @@ async def raw_event(conn: asyncpg.Connection, form: dict[str, str]) -> None:
             row["ended_at"],
             row["duration_seconds"],
         )
-        after, change = apply_event(before, event)
+        after, change = apply_event(before, event, UTC_CALENDAR)
         if after == before:
             return
         month = after.sort_at.strftime("%Y-%m")
@@ -308,7 +309,7 @@ async def seed_agents(database_url: str, users: int) -> None:
 
 async def reset(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
-    await conn.execute("TRUNCATE call_usage, webhook_events, monthly_usage")
+    await conn.execute("TRUNCATE call_usage, webhook_events, monthly_usage CASCADE")
     await conn.execute("VACUUM ANALYZE")
     await conn.execute("CHECKPOINT")  # each run starts without a backlog of dirty pages to flush
     await conn.close()
