@@ -110,11 +110,21 @@ async def list_calls(
 
 async def list_active_calls(conn: Connection, *, user_id: int, answered: bool = True) -> list[CallRow]:
     """The calls of a user not yet in a final status (only the answered ones if `answered`), newest first."""
-    conditions = [call_usage.c.user_id == user_id, call_usage.c.status == CallStatus.ACTIVE]
+    rows = await _ACTIVE[answered].fetch_all(conn, user_id=user_id, status=CallStatus.ACTIVE)
+    return [call_row(row) for row in rows]
+
+
+def _active_query(answered: bool) -> Prepared:
+    conditions = [call_usage.c.user_id == bindparam("user_id"), call_usage.c.status == bindparam("status")]
     if answered:
         conditions.append(call_usage.c.started_at.is_not(None))
     query = _CALL_COLUMNS.where(*conditions).order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc())
-    return [call_row(row) for row in await conn.fetch_all(query)]
+    return Prepared(query)
+
+
+# Compiled once: the call gate reads the calls in progress on every authorization (building and
+# compiling this statement each time was a third of the gate's time).
+_ACTIVE = {answered: _active_query(answered) for answered in (True, False)}
 
 
 async def usage_by_agent(conn: Connection, *, user_id: int, month: Month) -> list[AgentUsageRow]:
