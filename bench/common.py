@@ -43,6 +43,16 @@ def drop_database(url: str) -> None:
     asyncio.run(drop())
 
 
+def token(user_id: int, admin: bool = False) -> str:
+    """A bearer token for the benchmarks' `serve` (JWT_SECRET), valid an hour."""
+    import jwt
+
+    claims: dict[str, object] = {"sub": str(user_id), "exp": int(time.time()) + 3600}
+    if admin:
+        claims["role"] = "admin"
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

@@ -22,20 +22,12 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import httpx
-import jwt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import JWT_SECRET, create_database, drop_database, percentile, serve, service_env  # noqa: E402
+from bench.common import create_database, drop_database, percentile, serve, service_env, token  # noqa: E402
 
 PORT = 18441
-
-
-def token(user_id: int, admin: bool = False) -> str:
-    claims: dict[str, object] = {"sub": str(user_id), "exp": int(time.time()) + 3600}
-    if admin:
-        claims["role"] = "admin"
-    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
 async def prepare(base: str, users: int) -> dict[int, int]:

@@ -29,20 +29,19 @@ from urllib.parse import urlencode
 import aiohttp
 import asyncpg
 import httpx
-import jwt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from bench.common import (
-    JWT_SECRET,
     TWILIO_TOKEN,
     cpu_seconds,
     create_database,
     drop_database,
     serve,
     service_env,
+    token,
 )  # noqa: E402
 from callmeter.billing.meters import MeterRate, meter_charge  # noqa: E402
 
@@ -51,13 +50,6 @@ RATES = (
     MeterRate("tts_characters", Decimal(1), Decimal("0.00003")),
 )
 PORT = 18431  # bench/ runs one at a time
-
-
-def token(user_id: int, admin: bool = False) -> str:
-    claims: dict[str, object] = {"sub": str(user_id), "exp": int(time.time()) + 3600}
-    if admin:
-        claims["role"] = "admin"
-    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
 def call_sid(user: int, n: int) -> str:

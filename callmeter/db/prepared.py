@@ -99,11 +99,7 @@ class Prepared:
             return
         compiled = self._compile(conn)
         args = [self._args(compiled, row) for row in rows]
-        raw = conn.raw_connection
-        if compiled.sqlite:
-            await raw.executemany(compiled.sql, args)
-            return
-        await raw.executemany(compiled.sql, args)
+        await conn.raw_connection.executemany(compiled.sql, args)  # aiosqlite and asyncpg alike
 
     async def execute(self, conn: Connection, **params: Any) -> None:
         compiled = self._compile(conn)
