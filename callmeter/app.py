@@ -78,7 +78,8 @@ def create_app(settings: Settings | None = None, *, migrate_on_start: bool | Non
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with open_services(settings, migrate_first=migrate_on_start, pool_size=(2, 10)) as services:
+        pool = (settings.database_pool_size, settings.database_pool_size)  # all opened at start
+        async with open_services(settings, migrate_first=migrate_on_start, pool_size=pool) as services:
             app.state.services = services
             await services.bus.start()
             # Everything built so far (libraries, the schema) lives as long as the process: exempt it

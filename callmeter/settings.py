@@ -50,6 +50,9 @@ class Settings:
     # A direct (unpooled) PostgreSQL URL: set when DATABASE_URL goes through a transaction pooler
     # (PgBouncer, Supavisor, Neon's pooler); LISTEN, session locks and migrations use it.
     database_direct_url: str | None = None
+    # PostgreSQL connections each `serve` process keeps open, all opened at start: a burst of
+    # requests then never waits for a new backend to start (20-90 ms each, bench/README.md).
+    database_pool_size: int = 10
 
     @property
     def direct_url(self) -> str:
@@ -150,7 +153,18 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         webhooks_allow_http=_flag(config("WEBHOOKS_ALLOW_HTTP", default="false"), "WEBHOOKS_ALLOW_HTTP"),
         billing_timezone=_zone(config("BILLING_TIMEZONE", default="UTC")),
         database_direct_url=direct_url,
+        database_pool_size=_pool_size(config("DATABASE_POOL_SIZE", default="") or "10"),
     )
+
+
+def _pool_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 100:
+        raise ConfigError(f"DATABASE_POOL_SIZE must be a whole number from 1 to 100, got {value[:20]!r}")
+    return size
 
 
 def _postgresql(url: str) -> str:

@@ -83,6 +83,16 @@ def test_missing_secret_with_postgres_is_a_clear_error(tmp_path):
     )
 
 
+@pytest.mark.parametrize("size", ["0", "101", "ten", "-3"])
+def test_a_bad_pool_size_is_one_line(size, tmp_path):
+    env = server_env("postgresql://postgres@127.0.0.1:5432/test", DATABASE_POOL_SIZE=size)
+    result = run_cli(["token", "--user", "1"], env, tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        f"callmeter: error: DATABASE_POOL_SIZE must be a whole number from 1 to 100, got {size!r}"
+    )
+
+
 def test_token_is_accepted_and_carries_the_role(env, tmp_path):
     result = run_cli(["token", "--user", "42", "--admin", "--ttl", "15m"], env, tmp_path)
     claims = jwt.decode(result.stdout.strip(), JWT_SECRET, algorithms=["HS256"])

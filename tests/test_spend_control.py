@@ -437,3 +437,48 @@ async def test_a_subscription_fee_is_charged_with_the_months_first_call(server, 
         client, server.base_url, agent, sid(2, user), duration=660, at=recently()
     )  # 12 min in all: 2 over
     assert (await customer_of(client, user))["balanceUsd"] == "29.80"
+
+
+async def test_the_gate_prices_each_open_month_by_the_plan_in_force_then(server, client):
+    """The gate reads a customer's plan schedule, stored months and calls in progress together: a
+    call still going from an earlier month runs at that month's plan and after that month's stored
+    usage, the new call at this month's plan."""
+    user = 14
+    old = await graphql(
+        client,
+        """mutation { createPlan(input: {name: "Old", kind: SUBSCRIPTION, monthlyFeeUsd: "0.00",
+        includedMinutes: 600, overageRatePerMinute: "0.60"}) { id } }""",
+        headers=ADMIN,
+    )
+    new = await graphql(
+        client,
+        'mutation { createPlan(input: {name: "New", kind: PAY_AS_YOU_GO, ratePerMinute: "0.06"}) { id } }',
+        headers=ADMIN,
+    )
+    started = datetime.now(UTC) - timedelta(days=35)
+    assign = (
+        "mutation($u: ID!, $p: ID!, $m: String!) { assignPlan(userId: $u, planId: $p, fromMonth: $m) { id } }"
+    )
+    this_month = UTC_CALENDAR.month_of(datetime.now(UTC))
+    for plan, month in ((old, "2000-01"), (new, str(this_month))):
+        body = await graphql(
+            client, assign, {"u": str(user), "p": plan["data"]["createPlan"]["id"], "m": month}, headers=ADMIN
+        )
+        assert "errors" not in body, body
+    agent = await add_agent(server.database_url, user_id=user, name="long", numbers=[])
+    await graphql(client, GRANT, {"u": str(user), "a": "100000.00", "k": "big"}, headers=ADMIN)
+    # Ten included minutes used in the old month, then a call there that is still going.
+    await complete(client, server.base_url, agent, sid(1, user), duration=600, at=started)
+    await answer(client, server.base_url, agent, sid(2, user), at=started + timedelta(minutes=20))
+
+    before = datetime.now(UTC)
+    decision = (await authorize(client, agent, auth(user))).json()
+    after = datetime.now(UTC)
+    assert decision["allowed"] is True and decision["active_calls"] == 2, decision
+    # The running call's overage: its seconds past the 590 included minutes left, at $0.01 a second.
+    elapsed = [(moment - started - timedelta(minutes=20)).total_seconds() for moment in (before, after)]
+    available = Decimal(decision["available_usd"])
+    assert Decimal("0.01") * int(elapsed[0] - 1 - 35_400) <= Decimal(100000) - available
+    assert Decimal(100000) - available <= Decimal("0.01") * int(elapsed[1] + 2 - 35_400)
+    # What is left buys the new call seconds at $0.001 (this month's $0.06 a minute).
+    assert abs(Decimal(decision["max_duration_seconds"]) * Decimal("0.001") - available) <= Decimal("0.02")

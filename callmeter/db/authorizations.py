@@ -19,8 +19,9 @@ from callmeter.db.tables import call_authorizations
 
 HOLD_SECONDS = 60
 
-_HELD = Prepared(
-    select(func.count())
+# The slots a user holds at `now` (bind parameters `user_id`, `now`).
+HELD = (
+    select(func.count().label("held"))
     .select_from(call_authorizations)
     .where(
         call_authorizations.c.user_id == bindparam("user_id"),
@@ -42,10 +43,6 @@ _RELEASE = Prepared(
     ),
     columns=("released_at",),
 )
-
-
-async def held_slots(conn: Connection, *, user_id: int, now: datetime) -> int:
-    return int(await _HELD.fetch_val(conn, user_id=user_id, now=now) or 0)
 
 
 async def hold_slot(

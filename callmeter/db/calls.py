@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, tuple_
+from sqlalchemy import Select, bindparam, func, or_, select, tuple_
 
 from callmeter.billing.meters import MeterTotal
 from callmeter.call_lifecycle import CALL_SID, CallStatus
@@ -108,23 +108,23 @@ async def list_calls(
     return [call_row(row) for row in await query.fetch_all(conn, **params)]
 
 
-async def list_active_calls(conn: Connection, *, user_id: int, answered: bool = True) -> list[CallRow]:
-    """The calls of a user not yet in a final status (only the answered ones if `answered`), newest first."""
-    rows = await _ACTIVE[answered].fetch_all(conn, user_id=user_id, status=CallStatus.ACTIVE)
+async def list_active_calls(conn: Connection, *, user_id: int) -> list[CallRow]:
+    """The answered calls of a user not yet in a final status, newest first."""
+    rows = await _ACTIVE.fetch_all(conn, user_id=user_id, status=CallStatus.ACTIVE)
     return [call_row(row) for row in rows]
 
 
-def _active_query(answered: bool) -> Prepared:
+def active_calls_query(*, answered: bool) -> Select[Any]:
+    """The calls of the user (bind parameter `user_id`) in progress (`status`: ACTIVE), unordered."""
     conditions = [call_usage.c.user_id == bindparam("user_id"), call_usage.c.status == bindparam("status")]
     if answered:
         conditions.append(call_usage.c.started_at.is_not(None))
-    query = _CALL_COLUMNS.where(*conditions).order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc())
-    return Prepared(query)
+    return _CALL_COLUMNS.where(*conditions)
 
 
-# Compiled once: the call gate reads the calls in progress on every authorization (building and
-# compiling this statement each time was a third of the gate's time).
-_ACTIVE = {answered: _active_query(answered) for answered in (True, False)}
+_ACTIVE = Prepared(
+    active_calls_query(answered=True).order_by(call_usage.c.sort_at.desc(), call_usage.c.id.desc())
+)
 
 
 async def usage_by_agent(conn: Connection, *, user_id: int, month: Month) -> list[AgentUsageRow]:

@@ -76,6 +76,14 @@ def connect_failure(url: str, exc: BaseException) -> DatabaseUnavailableError | 
     return DatabaseUnavailableError(f"cannot reach the database at {where}: {unreachable_reason(cause)}")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """asyncpg's pool resets a connection on its way back (`RESET ALL; UNLISTEN *; CLOSE ALL;
+    pg_advisory_unlock_all()`), a round trip on every release. Pooled connections here hold no
+    session state to reset: LISTEN and session advisory locks have connections of their own
+    (`bus`, `lock_session`), no setting is ever SET on them, and no cursor outlives its
+    transaction. An open transaction is still rolled back by the pool before this runs."""
+
+
 @dataclass
 class LockSession:
     conn: asyncpg.Connection
@@ -99,7 +107,7 @@ class Database:
             options["timeout"] = 15  # sqlite3's busy timeout, seconds
         else:
             # A statement may run 15 s on the server; the client gives up at 30 s either way.
-            options.update(min_size=min_size, max_size=max_size, command_timeout=30)
+            options.update(min_size=min_size, max_size=max_size, command_timeout=30, reset=_keep_session)
             if self.pooled:
                 # A transaction pooler hands each transaction to any server connection: prepared
                 # statements would not be there, and it refuses session settings at start-up (set

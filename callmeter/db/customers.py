@@ -28,7 +28,7 @@ def _money(value: Any) -> Decimal | None:
     return None if value is None else to_decimal(value)
 
 
-def _customer(row: Mapping[str, Any]) -> CustomerRow:
+def customer_row(row: Mapping[str, Any]) -> CustomerRow:
     return CustomerRow(
         user_id=row["user_id"],
         calendar=stored_calendar(row["timezones"]),
@@ -57,7 +57,7 @@ _CREATE = Prepared(
 async def fetch_customer(conn: Connection, *, user_id: int, lock: bool = False) -> CustomerRow | None:
     """The customer, or None if never seen; `lock` holds their row until the transaction ends."""
     row = await (_FETCH_LOCKED if lock else _FETCH).fetch_one(conn, user_id=user_id)
-    return _customer(row) if row else None
+    return customer_row(row) if row else None
 
 
 async def ensure_customer(

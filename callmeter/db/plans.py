@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,13 +74,27 @@ _PLAN_SCHEDULE = Prepared(
 )
 
 
-async def plan_schedule(conn: Connection, *, user_id: int) -> list[tuple[Month, Plan | None]]:
-    """All of a user's plan assignments as (from month, plan; None: the default plan), oldest first."""
-    rows = await _PLAN_SCHEDULE.fetch_all(conn, user_id=user_id)
+# The columns a schedule is read from, for statements that join it to more (as the call gate does).
+SCHEDULE_COLUMNS = (
+    *(column for column in plans.c if column.name != "created_at"),
+    plan_assignments.c.plan_id.label("assigned_plan_id"),
+    plan_assignments.c.from_month,
+)
+
+
+def schedule_from_rows(rows: Iterable[Any]) -> list[tuple[Month, Plan | None]]:
+    """(from month, plan; None: the default plan) of rows with `SCHEDULE_COLUMNS`, in their order;
+    rows of an outer join that found no assignment are skipped."""
     return [
         (Month.stored(row["from_month"]), None if row["assigned_plan_id"] is None else plan_from_record(row))
         for row in rows
+        if row["from_month"] is not None
     ]
+
+
+async def plan_schedule(conn: Connection, *, user_id: int) -> list[tuple[Month, Plan | None]]:
+    """All of a user's plan assignments as (from month, plan; None: the default plan), oldest first."""
+    return schedule_from_rows(await _PLAN_SCHEDULE.fetch_all(conn, user_id=user_id))
 
 
 def _plan_values(plan: Plan) -> dict[str, Any]:
