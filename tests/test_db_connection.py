@@ -63,16 +63,21 @@ async def test_a_backend_ended_under_a_pooled_connection_is_unavailable_then_rep
             assert await conn.fetch_val("SELECT 1") == 1
 
 
-async def test_a_backend_ended_after_commit_leaves_the_transaction_committed(pg):
-    """The backend ends while asyncpg resets the connection for the pool, after COMMIT: the block's
-    result stands (a stored event answers 2xx, not 503), and the next transaction gets a fresh one."""
+async def test_a_connection_goes_back_to_the_pool_without_a_round_trip(pg):
+    """asyncpg resets a connection on its way back to the pool unless told not to (its reset query
+    calls `pg_advisory_unlock_all()`, here a function that ends the backend). The service's pooled
+    connections hold no session state, so it skips the reset: the backend lives on, the committed
+    row stands, and the next transaction runs on the same backend (a session setting made here
+    survives too, which is why the service never makes one on a pooled connection)."""
     db, _admin = pg
     async with db.connection() as conn:
         await conn.execute("CREATE TABLE kept (n integer)")
         await conn.execute(SELF_TERMINATING_UNLOCK)
+        pid = await conn.fetch_val("SELECT pg_backend_pid()")
     async with db.transaction() as conn:
         await conn.execute("INSERT INTO kept VALUES (1)")
-        await conn.execute("SET search_path = public, pg_catalog")  # a session setting: outlives COMMIT
+        await conn.execute("SET search_path = public, pg_catalog")  # the function first, were it called
     async with db.transaction() as conn:
         assert await conn.fetch_val("SELECT count(*) FROM kept") == 1
-        assert await conn.fetch_val("SHOW search_path") == '"$user", public'
+        assert await conn.fetch_val("SELECT pg_backend_pid()") == pid
+        assert await conn.fetch_val("SHOW search_path") == "public, pg_catalog"

@@ -198,7 +198,7 @@ class Database:
 
     async def _release(self, conn: Connection) -> None:
         """Back to the pool. The block's work is done (committed, or only read), so a connection that
-        fails now (asyncpg resets it on the way: that may find it broken) is discarded and the block's
+        fails now (asyncpg rolls back a transaction left open on the way) is discarded and the block's
         result stands: Twilio is not told to resend an event that is stored."""
         if conn._connection._connection is None:  # discarded already
             return
