@@ -93,7 +93,6 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
         JWT_SECRET=JWT_SECRET,
         TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
         PRICE_PER_MINUTE="0.05",
-        DATABASE_POOL_SIZE="4",  # tests run several servers at once against one PostgreSQL
     )
     env.pop("PUBLIC_BASE_URL", None)
     env.pop("DATABASE_DIRECT_URL", None)
