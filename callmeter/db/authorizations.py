@@ -1,9 +1,10 @@
 """`call_authorizations`: slots held for calls the gate allowed, until the call's first callback
 takes its slot over or the hold expires (`HOLD_SECONDS`).
 
-Slots are counted and taken with the customer's row locked (`customers.ensure_customer(lock=True)`)
-in the deciding transaction, so N simultaneous requests for k free slots get exactly k, across
-processes on PostgreSQL; SQLite's write transactions are serialised already.
+Slots are counted and taken with the customer's row locked (`spend.lock_agent_customer`, or
+`customers.ensure_customer(lock=True)` for a customer seen first) in the deciding transaction, so
+N simultaneous requests for k free slots get exactly k, across processes on PostgreSQL; SQLite's
+write transactions are serialised already.
 """
 
 from __future__ import annotations
