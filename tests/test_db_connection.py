@@ -81,3 +81,33 @@ async def test_a_connection_goes_back_to_the_pool_without_a_round_trip(pg):
         assert await conn.fetch_val("SELECT count(*) FROM kept") == 1
         assert await conn.fetch_val("SELECT pg_backend_pid()") == pid
         assert await conn.fetch_val("SHOW search_path") == "public, pg_catalog"
+
+
+async def test_a_task_cancelled_between_prepare_and_execute_leaves_no_transaction_open(pg, monkeypatch):
+    """graphql-core cancels a failed field's siblings. asyncpg prepares a new statement with Parse,
+    Describe and Flush (no Sync), then binds it; a task cancelled in the loop turn between the two
+    left the backend in an implicit transaction holding its locks (a TRUNCATE or a migration waited
+    behind it) until the connection's next use, and asyncpg, having no operation in flight, sent
+    nothing. The connection of a block that failed now gets asyncpg's full reset on its way back.
+    The cancel lands exactly there: as the prepared statement comes back to the task."""
+    db, admin = pg
+    async with db.connection() as conn:
+        await conn.execute("CREATE TABLE watched (n integer)")
+        pid = await conn.fetch_val("SELECT pg_backend_pid()")
+    prepare = asyncpg.connection.Connection._get_statement
+
+    async def prepared_then_cancelled(self, *args, **kwargs):
+        await prepare(self, *args, **kwargs)
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "_get_statement", prepared_then_cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        async with db.connection() as conn:
+            await conn.fetch_all("SELECT n FROM watched WHERE n > :n", {"n": 0})
+    monkeypatch.undo()
+    held = await admin.fetchrow(
+        "SELECT state, xact_start IS NOT NULL AS in_transaction FROM pg_stat_activity WHERE pid = $1", pid
+    )
+    assert not held["in_transaction"], dict(held)
+    async with db.transaction() as conn:  # and the connection serves on
+        assert await conn.fetch_val("SELECT count(*) FROM watched") == 0

@@ -81,7 +81,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     pg_advisory_unlock_all()`), a round trip on every release. Pooled connections here hold no
     session state to reset: LISTEN and session advisory locks have connections of their own
     (`bus`, `lock_session`), no setting is ever SET on them, and no cursor outlives its
-    transaction. An open transaction is still rolled back by the pool before this runs."""
+    transaction. An open transaction is still rolled back by the pool before this runs, and a
+    connection whose block failed gets the full reset first (`Database._reset_after_failure`)."""
 
 
 @dataclass
@@ -192,9 +193,25 @@ class Database:
             if isinstance(exc, UNAVAILABLE) and not self.is_sqlite:
                 self._discard(conn)
             else:
+                if not self.is_sqlite:
+                    await self._reset_after_failure(conn)
                 await self._release(conn)
             raise
         await self._release(conn)
+
+    async def _reset_after_failure(self, conn: Connection) -> None:
+        """A block that failed may have left its connection mid-statement: a task cancelled while
+        asyncpg prepared a statement (Parse, Describe, Flush: no Sync; graphql-core cancels a field's
+        siblings when it fails) leaves the backend in an implicit transaction holding its locks until
+        the connection's next use. asyncpg's full reset (a simple query) ends it; a connection it
+        fails on is discarded. Only failures pay this round trip (`_keep_session`)."""
+        if conn._connection._connection is None:
+            return
+        try:
+            await conn.raw_connection.reset()
+        except Exception as exc:
+            log.warning("discarded a database connection that failed its reset after an error: %r", exc)
+            self._discard(conn)
 
     async def _release(self, conn: Connection) -> None:
         """Back to the pool. The block's work is done (committed, or only read), so a connection that
