@@ -88,7 +88,7 @@ async def test_a_task_cancelled_between_prepare_and_execute_leaves_no_transactio
     Describe and Flush (no Sync), then binds it; a task cancelled in the loop turn between the two
     left the backend in an implicit transaction holding its locks (a TRUNCATE or a migration waited
     behind it) until the connection's next use, and asyncpg, having no operation in flight, sent
-    nothing. The connection of a block that failed now gets asyncpg's full reset on its way back.
+    nothing. The connection of a cancelled block now gets asyncpg's full reset on its way back.
     The cancel lands exactly there: as the prepared statement comes back to the task."""
     db, admin = pg
     async with db.connection() as conn:

@@ -82,7 +82,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     session state to reset: LISTEN and session advisory locks have connections of their own
     (`bus`, `lock_session`), no setting is ever SET on them, and no cursor outlives its
     transaction. An open transaction is still rolled back by the pool before this runs, and a
-    connection whose block failed gets the full reset first (`Database._reset_after_failure`)."""
+    connection whose block was cancelled gets the full reset first (`Database._reset_after_cancel`)."""
 
 
 @dataclass
@@ -193,24 +193,24 @@ class Database:
             if isinstance(exc, UNAVAILABLE) and not self.is_sqlite:
                 self._discard(conn)
             else:
-                if not self.is_sqlite:
-                    await self._reset_after_failure(conn)
+                if isinstance(exc, asyncio.CancelledError) and not self.is_sqlite:
+                    await self._reset_after_cancel(conn)
                 await self._release(conn)
             raise
         await self._release(conn)
 
-    async def _reset_after_failure(self, conn: Connection) -> None:
-        """A block that failed may have left its connection mid-statement: a task cancelled while
-        asyncpg prepared a statement (Parse, Describe, Flush: no Sync; graphql-core cancels a field's
-        siblings when it fails) leaves the backend in an implicit transaction holding its locks until
-        the connection's next use. asyncpg's full reset (a simple query) ends it; a connection it
-        fails on is discarded. Only failures pay this round trip (`_keep_session`)."""
+    async def _reset_after_cancel(self, conn: Connection) -> None:
+        """A task cancelled between asyncpg's prepare (Parse, Describe, Flush: no Sync) and its
+        execute (graphql-core cancels a failed field's siblings) leaves the backend in an implicit
+        transaction holding its locks until the connection's next use, and asyncpg, with nothing in
+        flight, sends nothing. asyncpg's full reset (a simple query) ends it; a connection it fails
+        on is discarded. Only cancelled blocks pay this round trip (`_keep_session`)."""
         if conn._connection._connection is None:
             return
         try:
-            await conn.raw_connection.reset()
+            await conn.raw_connection.reset(timeout=5)
         except Exception as exc:
-            log.warning("discarded a database connection that failed its reset after an error: %r", exc)
+            log.warning("discarded a database connection that failed its reset after a cancel: %r", exc)
             self._discard(conn)
 
     async def _release(self, conn: Connection) -> None:
