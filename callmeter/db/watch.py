@@ -19,13 +19,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from callmeter.billing.alerts import AlertMetric, reached
 from callmeter.billing.plans import Plan
 from callmeter.billing.usage import MonthSummary
 from callmeter.db import customers, outbox
 from callmeter.db.connection import Connection
+from callmeter.db.prepared import Prepared
 from callmeter.db.spend import spend_state
 from callmeter.db.types import to_decimal
 from callmeter.db.webhook_tables import usage_alerts
@@ -113,6 +114,23 @@ async def _flags(conn: Connection, customer: CustomerRow, **changes: Any) -> Cus
     return changed
 
 
+# Every completed call asks: statements compiled once (db/prepared.py).
+_ALERTS_DUE = Prepared(
+    select(usage_alerts).where(
+        usage_alerts.c.user_id == bindparam("user_id"),
+        # "YYYY-MM" sorts by time: never again for a month the alert has moved past
+        or_(
+            usage_alerts.c.last_fired_month.is_(None),
+            usage_alerts.c.last_fired_month < bindparam("month"),
+        ),
+    )
+)
+_ALERT_FIRED = Prepared(
+    usage_alerts.update().where(usage_alerts.c.id == bindparam("alert_id")),
+    columns=("last_fired_month",),
+)
+
+
 async def alerts_checked(
     conn: Connection,
     *,
@@ -123,20 +141,12 @@ async def alerts_checked(
     now: datetime,
 ) -> None:
     """Fire each alert of the user the month has reached and that has not fired for it yet."""
-    rows = await conn.fetch_all(
-        select(usage_alerts).where(
-            usage_alerts.c.user_id == user_id,
-            # "YYYY-MM" sorts by time: never again for a month the alert has moved past
-            or_(usage_alerts.c.last_fired_month.is_(None), usage_alerts.c.last_fired_month < str(month)),
-        )
-    )
+    rows = await _ALERTS_DUE.fetch_all(conn, user_id=user_id, month=str(month))
     for row in rows:
         metric, threshold = AlertMetric(row["metric"]), to_decimal(row["threshold"])
         if not reached(metric, threshold, summary, billable_seconds):
             continue
-        await conn.execute(
-            usage_alerts.update().where(usage_alerts.c.id == row["id"]).values(last_fired_month=str(month))
-        )
+        await _ALERT_FIRED.execute(conn, alert_id=row["id"], last_fired_month=str(month))
         alert = {"id": str(row["id"]), "metric": str(metric), "threshold": threshold, "name": row["name"]}
         data = {"alert": alert, "month": usage_object(summary)}
         await outbox.enqueue(
