@@ -366,6 +366,7 @@ def main() -> None:
         "--rounds", type=int, default=3, help="raw and service runs alternated this many times (medians)"
     )
     parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument("--server-log", type=Path, help="the server's output (its warnings), to this file")
     parser.add_argument(
         "--profile", help="py-spy the (1-worker) server during the closed loop: speedscope file"
     )
@@ -383,7 +384,7 @@ def main() -> None:
         ceiling = bare_ceiling(calls, args.connections, events)
         for workers in [int(w) for w in args.workers.split(",")]:
             port = 18700 + workers
-            process = serve(url, port, "--workers", str(workers))
+            process = serve(url, port, "--workers", str(workers), log=args.server_log)
             try:
                 print(f"callmeter serve --workers {workers}, {args.rounds} rounds:")
                 raws, served = [], []

@@ -29,6 +29,18 @@ async def lock_user_billing(conn: Connection, *, user_id: int) -> None:
         await _LOCK_USER_BILLING.execute(conn, key=user_id)
 
 
+_LOCK_USERS_BILLING = Prepared(
+    # unnest gives the keys in the array's order, and the locks are taken as the rows come
+    text("SELECT pg_advisory_xact_lock(key) FROM unnest(CAST(:keys AS bigint[])) AS key")
+)
+
+
+async def lock_users_billing(conn: Connection, *, user_ids: list[int]) -> None:
+    """`lock_user_billing` for several users, in one statement, in the order of their ids."""
+    if is_postgres(conn) and user_ids:
+        await _LOCK_USERS_BILLING.execute(conn, keys=sorted(set(user_ids)))
+
+
 @asynccontextmanager
 async def job_lock(db: Database, *, name: str) -> AsyncIterator[bool]:
     """Whether this process may run the named periodic job now (one process of a deployment at a time).

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from callmeter.billing.plans import Plan
 from callmeter.billing.rating import CallCharge
@@ -40,6 +40,7 @@ from callmeter.db.charging import rate_into_month
 from callmeter.db.connection import Connection, Database
 from callmeter.db.customers import ensure_customer, stored_calendar
 from callmeter.db.live import LiveEvent
+from callmeter.db.locks import is_postgres, lock_users_billing
 from callmeter.db.meters import Billed
 from callmeter.db.outbox import enqueue_call_event
 from callmeter.db.prepared import Prepared
@@ -80,6 +81,29 @@ _LOCK_CALL = Prepared(
     .where(call_usage.c.call_sid == bindparam("call_sid"))
     .with_for_update(of=call_usage)
 )
+_LOCK_CALLS = Prepared(
+    select(call_usage, customers.c.timezones)
+    .outerjoin(customers, customers.c.user_id == call_usage.c.user_id)
+    .where(call_usage.c.call_sid == func.any(bindparam("call_sids", type_=ARRAY(String))))
+    .order_by(call_usage.c.call_sid)
+    .with_for_update(of=call_usage)
+)
+
+
+async def lock_batch(conn: Connection, batch: list[StatusCallback]) -> dict[str, Mapping[str, Any]] | None:
+    """PostgreSQL: lock a batch's calls in one statement, in one order (by call SID), then the
+    billing locks of the customers whose calls complete, in one order (by user): two batches then
+    queue up instead of deadlocking (db/group_commit.py). The calls' rows by SID. SQLite: None (a
+    transaction there has the database to itself)."""
+    if not is_postgres(conn):
+        return None
+    rows = await _LOCK_CALLS.fetch_all(conn, call_sids=sorted({event.call_sid for event in batch}))
+    locked = {row["call_sid"]: row for row in rows}
+    completing = {event.call_sid for event in batch if event.call_status == "completed"}
+    await lock_users_billing(conn, user_ids=[locked[sid]["user_id"] for sid in completing if sid in locked])
+    return locked
+
+
 _CREATE_CALL = Prepared(
     insert(call_usage).on_conflict_do_nothing(index_elements=["call_sid"]).returning(*call_usage.c),
     columns=(
@@ -134,69 +158,108 @@ async def record_status_callback(
     bus: LiveBus | None = None,
     authorization_id: str | None = None,
 ) -> RecordOutcome:
-    """Record one callback; a customer seen for the first time gets `default_calendar`. The call's
-    first callback (or one naming its `authorization_id`) frees the slot the gate held for it."""
-    announced, metered = None, None
+    """Record one callback in a transaction of its own; a customer seen for the first time gets
+    `default_calendar`. The call's first callback (or one naming its `authorization_id`) frees the
+    slot the gate held for it. (db/group_commit.py records many in one transaction.)"""
     try:
         async with db.transaction() as conn:
-            # Locks in one order, the call's row then the event's key, so concurrent events of one
-            # call queue up instead of deadlocking.
-            row = await _LOCK_CALL.fetch_one(conn, call_sid=event.call_sid)
-            created, now = False, datetime.now(UTC)
-            if row is not None:
-                owner = (row["agent_id"], row["user_id"])
-                calendar = await _calendar(conn, row["user_id"], row["timezones"], default_calendar)
-            else:
-                found = await _find_owner(conn, event=event, agent_id=agent_id)
-                owner = found and (found.agent_id, found.user_id)
-                if found is not None:
-                    calendar = await _calendar(conn, found.user_id, found.timezones, default_calendar)
-                    row, created = await _create_call(conn, event=event, owner=found, calendar=calendar)
-            event_id = await events.insert_event(
-                conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
+            recorded = await record_in(
+                conn,
+                event=event,
+                form=form,
+                agent_id=agent_id,
+                default_plan=default_plan,
+                default_calendar=default_calendar,
+                authorization_id=authorization_id,
             )
-            if event_id is None:
-                if created:  # stored before, when it matched no agent: it creates no call now
-                    raise _Duplicate
-                return RecordOutcome(stored=False, attributed=owner is not None)
-            if owner is None:
-                return RecordOutcome(stored=True, attributed=False)
-            if created or authorization_id is not None:
-                await release_slot(conn, call_sid=event.call_sid, authorization_id=authorization_id, now=now)
-            outcome = await _advance_call(
-                conn, row=row, event=event, default_plan=default_plan, calendar=calendar
-            )
-            if created:  # usage events that came before the call's first callback are billed now
-                month = outcome.call.month if outcome.call else Month.stored(row["month"])
-                metered = await meters.attach_waiting(
-                    conn,
-                    user_id=owner[1],
-                    call_id=row["id"],
-                    call_sid=event.call_sid,
-                    month=month,
-                    default_plan=default_plan,
-                )
-            if outcome.month_usage is not None and outcome.call is not None:  # it completed now
-                await enqueue_call_event(
-                    conn, type=EventType.CALL_COMPLETED, user_id=owner[1], call_id=outcome.call.id, now=now
-                )
-            if bus is not None and outcome.call is not None and outcome.change is not None:
-                changed_month = outcome.month_usage.month if outcome.month_usage else None
-                if outcome.metered is not None or (created and metered is not None):
-                    changed_month = outcome.call.month
-                announced = LiveEvent(
-                    user_id=outcome.call.user_id,
-                    call_id=outcome.call.id,
-                    kind=outcome.change,
-                    month=changed_month,
-                    event_id=event_id,
-                )
-                await bus.announce(conn, announced)
-    except _Duplicate:
+            if bus is not None and recorded.announced is not None:
+                await bus.announce(conn, recorded.announced)
+    except DuplicateOfUnattributed:
         return RecordOutcome(stored=False, attributed=True)
-    if announced is not None and bus is not None:
-        bus.committed(announced)
-    return outcome
+    if bus is not None and recorded.announced is not None:
+        bus.committed(recorded.announced)
+    return recorded.outcome
+
+
+@dataclass(frozen=True)
+class Recorded:
+    outcome: RecordOutcome
+    announced: LiveEvent | None  # the change to announce once the transaction commits
+
+
+class DuplicateOfUnattributed(Exception):
+    """The event was stored before, when it matched no agent: the call `record_in` created for it
+    must be rolled back with the transaction (it creates no call now)."""
+
+
+async def record_in(
+    conn: Connection,
+    *,
+    event: StatusCallback,
+    form: Mapping[str, str],
+    agent_id: int | None,
+    default_plan: Plan,
+    default_calendar: Calendar,
+    authorization_id: str | None = None,
+    prefetched: bool = False,
+    locked: Mapping[str, Any] | None = None,
+) -> Recorded:
+    """Record one callback in the caller's transaction. `prefetched`: this transaction has locked
+    the call's row already, and `locked` is that row (None: no such call yet); db/group_commit.py
+    locks a batch's calls in one statement."""
+    # Locks in one order, the call's row then the event's key, so concurrent events of one
+    # call queue up instead of deadlocking.
+    row = locked if prefetched else await _LOCK_CALL.fetch_one(conn, call_sid=event.call_sid)
+    created, now = False, datetime.now(UTC)
+    if row is not None:
+        owner = (row["agent_id"], row["user_id"])
+        calendar = await _calendar(conn, row["user_id"], row["timezones"], default_calendar)
+    else:
+        found = await _find_owner(conn, event=event, agent_id=agent_id)
+        owner = found and (found.agent_id, found.user_id)
+        if found is not None:
+            calendar = await _calendar(conn, found.user_id, found.timezones, default_calendar)
+            row, created = await _create_call(conn, event=event, owner=found, calendar=calendar)
+    event_id = await events.insert_event(
+        conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
+    )
+    if event_id is None:
+        if created:
+            raise DuplicateOfUnattributed
+        return Recorded(RecordOutcome(stored=False, attributed=owner is not None), None)
+    if owner is None:
+        return Recorded(RecordOutcome(stored=True, attributed=False), None)
+    if created or authorization_id is not None:
+        await release_slot(conn, call_sid=event.call_sid, authorization_id=authorization_id, now=now)
+    outcome = await _advance_call(conn, row=row, event=event, default_plan=default_plan, calendar=calendar)
+    metered = None
+    if created:  # usage events that came before the call's first callback are billed now
+        month = outcome.call.month if outcome.call else Month.stored(row["month"])
+        metered = await meters.attach_waiting(
+            conn,
+            user_id=owner[1],
+            call_id=row["id"],
+            call_sid=event.call_sid,
+            month=month,
+            default_plan=default_plan,
+        )
+    if outcome.month_usage is not None and outcome.call is not None:  # it completed now
+        await enqueue_call_event(
+            conn, type=EventType.CALL_COMPLETED, user_id=owner[1], call_id=outcome.call.id, now=now
+        )
+    if outcome.call is None or outcome.change is None:
+        return Recorded(outcome, None)
+    changed_month = outcome.month_usage.month if outcome.month_usage else None
+    if outcome.metered is not None or (created and metered is not None):
+        changed_month = outcome.call.month
+    announced = LiveEvent(
+        user_id=outcome.call.user_id,
+        call_id=outcome.call.id,
+        kind=outcome.change,
+        month=changed_month,
+        event_id=event_id,
+    )
+    return Recorded(outcome, announced)
 
 
 async def _calendar(conn: Connection, user_id: int, stored: str | None, default: Calendar) -> Calendar:
@@ -212,10 +275,6 @@ async def _find_owner(conn: Connection, *, event: StatusCallback, agent_id: int 
         return await find_agent_owner(conn, agent_id=agent_id)
     number = event.call_from if event.is_outbound else event.call_to
     return await find_agent_owner(conn, number=number)
-
-
-class _Duplicate(Exception):
-    """Rolls back a call created for an event that turned out to be a duplicate."""
 
 
 async def _create_call(

@@ -1,4 +1,5 @@
-"""What every resolver is given: the database, the settings and the live bus of this process.
+"""What every resolver is given: the database, the settings, the live bus and the callback
+recorder of this process.
 
 `serve` opens them once for its lifetime; each CLI command opens them for its own run. Opening the
 embedded database migrates it first, so a fresh machine just works.
@@ -14,6 +15,7 @@ from callmeter.billing.plans import Plan
 from callmeter.db import migrate
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Database
+from callmeter.db.group_commit import GroupCommit
 from callmeter.errors import ConfigError
 from callmeter.settings import Settings
 
@@ -23,6 +25,7 @@ class Services:
     db: Database
     settings: Settings
     bus: LiveBus
+    recorder: GroupCommit  # callbacks are recorded through it: many in one transaction under load
 
     @property
     def default_plan(self) -> Plan:
@@ -48,7 +51,8 @@ async def open_services(
     )
     await db.connect()
     try:
-        yield Services(db, settings, LiveBus(db))
+        bus = LiveBus(db)
+        yield Services(db, settings, bus, GroupCommit(db, bus))
     finally:
         await db.disconnect()
 

@@ -1,8 +1,9 @@
 """`POST /webhooks/twilio/status`: Twilio's call status callbacks.
 
 The order of checks is the order of cost: size (413, by the app's body limit for `/webhooks/`),
-signature (403, before any database work), shape (400); then one transaction records the event,
-and only after it commits does Twilio get its 200. An event that matches no agent is kept and
+signature (403, before any database work), shape (400); then the event is recorded (with the
+callbacks that arrived with it, in one transaction: db/group_commit.py), and only after that commits
+does Twilio get its 200. An event that matches no agent is kept and
 answered 202. A database that cannot be reached is a 503, so Twilio delivers the event again later.
 """
 
@@ -19,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from callmeter.billing.money import format_usd
 from callmeter.call_lifecycle import CallEventKind, CallStatus
-from callmeter.db.recording import RecordOutcome, record_status_callback
+from callmeter.db.recording import RecordOutcome
 from callmeter.errors import BadInputError, DatabaseUnavailableError
 from callmeter.inputs import parse_id
 from callmeter.metrics import CALLBACKS, RECORDING_SECONDS
@@ -54,14 +55,12 @@ async def twilio_status_callback(request: Request) -> Response:
     started = time.perf_counter()
     try:
         services = request.app.state.services
-        outcome = await record_status_callback(
-            services.db,
+        outcome = await services.recorder.record(
             event=event,
             form=form,
             agent_id=agent_id,
             default_plan=settings.default_plan,
             default_calendar=settings.default_calendar,
-            bus=services.bus,
             authorization_id=authorization_id,
         )
     except DatabaseUnavailableError as exc:

@@ -1,0 +1,186 @@
+"""Group commit: callbacks that arrive together are recorded in one transaction.
+
+Each callback waits in a queue; one batch at a time takes everything queued (up to `MAX_BATCH`)
+and records it with `recording.record_in`, in arrival order, in ONE transaction: one BEGIN, one
+COMMIT (one fsync) and one NOTIFY for the lot, and the batch's calls locked by one statement. Every
+callback is answered only after the commit that stored it. Nothing waits for a batch to fill: a
+callback that finds the queue idle is committed at once, alone; under load the batches grow by
+themselves while the one before is in the database.
+
+A batch that fails as a whole is rolled back and its callbacks are recorded again one by one, each
+in its own transaction (`record_status_callback`), so a failing event fails only itself. That also
+covers the rare rollbacks a batch cannot avoid: a deadlock with another process's batch (two
+batches lock calls in one order but may take customers' billing locks in different ones), or an
+event that turns out to duplicate an unattributed one after its call was created. An unreachable
+database fails every callback of the batch at once (each gets its 503), without the retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from callmeter.billing.plans import Plan
+from callmeter.call_lifecycle import StatusCallback
+from callmeter.db.bus import LiveBus
+from callmeter.db.connection import Connection, Database
+from callmeter.db.recording import (
+    DuplicateOfUnattributed,
+    Recorded,
+    RecordOutcome,
+    lock_batch,
+    record_in,
+    record_status_callback,
+)
+from callmeter.errors import DatabaseUnavailableError
+from callmeter.months import Calendar
+
+log = logging.getLogger("callmeter.recording")
+
+MAX_BATCH = 64  # bounds how long one batch holds its locks
+LANES = 4  # batches in the database at once (the pool has 10 connections by default)
+
+
+def _future() -> asyncio.Future[RecordOutcome]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass
+class _Callback:
+    event: StatusCallback
+    form: Mapping[str, str]
+    agent_id: int | None
+    authorization_id: str | None
+    default_plan: Plan
+    default_calendar: Calendar
+    answer: asyncio.Future[RecordOutcome] = field(default_factory=_future)
+
+    def resolve(self, outcome: RecordOutcome) -> None:
+        if not self.answer.done():
+            self.answer.set_result(outcome)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.answer.done():
+            self.answer.set_exception(exc)
+
+
+class _Lane:
+    """A queue and the one batch of it in the database at a time."""
+
+    def __init__(self) -> None:
+        self.queue: list[_Callback] = []
+        self.committer: asyncio.Task[None] | None = None
+
+
+class GroupCommit:
+    """`lanes`: batches in the database at once. A call's events always take the same lane, so
+    two lanes never wait for each other's call rows; on SQLite, whose writes take turns, one."""
+
+    def __init__(self, db: Database, bus: LiveBus | None, *, lanes: int = LANES) -> None:
+        self.db = db
+        self.bus = bus
+        self._lanes = [_Lane() for _ in range(1 if db.is_sqlite else lanes)]
+        self.batches = 0  # committed batches and the callbacks in them, for tests and benchmarks
+        self.batched = 0
+
+    async def record(
+        self,
+        *,
+        event: StatusCallback,
+        form: Mapping[str, str],
+        agent_id: int | None,
+        default_plan: Plan,
+        default_calendar: Calendar,
+        authorization_id: str | None = None,
+    ) -> RecordOutcome:
+        """Record one callback; returns once the transaction that stored it has committed."""
+        callback = _Callback(event, form, agent_id, authorization_id, default_plan, default_calendar)
+        lane = self._lanes[hash(event.call_sid) % len(self._lanes)]
+        lane.queue.append(callback)
+        if lane.committer is None:
+            lane.committer = asyncio.create_task(self._commit_queued(lane), name="callmeter-group-commit")
+        return await callback.answer
+
+    async def _commit_queued(self, lane: _Lane) -> None:
+        try:
+            while lane.queue:
+                batch, lane.queue = lane.queue[:MAX_BATCH], lane.queue[MAX_BATCH:]
+                try:
+                    await self._commit(batch)
+                except BaseException as exc:  # cancelled (the loop is closing): no one is left waiting
+                    for callback in batch + lane.queue:
+                        callback.fail(exc)
+                    lane.queue = []
+                    raise
+        finally:
+            lane.committer = None
+
+    async def _commit(self, batch: list[_Callback]) -> None:
+        if len(batch) == 1:
+            await self._one_by_one(batch)
+            return
+        try:
+            async with self.db.transaction() as conn:
+                recorded = await self._record_batch(conn, batch)
+                if self.bus is not None:
+                    await self.bus.announce_many(conn, [r.announced for r in recorded if r.announced])
+        except DatabaseUnavailableError as exc:
+            for callback in batch:
+                callback.fail(exc)
+            return
+        except Exception as exc:  # any other failure: each callback alone, in its own transaction
+            log.warning("a batch of %d callbacks rolled back (%r); recording each alone", len(batch), exc)
+            await self._one_by_one(batch)
+            return
+        self.batches, self.batched = self.batches + 1, self.batched + len(batch)
+        for callback, result in zip(batch, recorded, strict=True):
+            if self.bus is not None and result.announced is not None:
+                self.bus.committed(result.announced)
+            callback.resolve(result.outcome)
+
+    async def _record_batch(self, conn: Connection, batch: list[_Callback]) -> list[Recorded]:
+        # None on SQLite (its write lock already serialises batches): each event locks as it goes
+        locked = await lock_batch(conn, [callback.event for callback in batch])
+        recorded, seen = [], set()
+        for callback in batch:
+            sid = callback.event.call_sid
+            # a row locked at the start is current for its call's first event in the batch only
+            prefetched = locked is not None and sid not in seen
+            seen.add(sid)
+            recorded.append(
+                await record_in(
+                    conn,
+                    event=callback.event,
+                    form=callback.form,
+                    agent_id=callback.agent_id,
+                    default_plan=callback.default_plan,
+                    default_calendar=callback.default_calendar,
+                    authorization_id=callback.authorization_id,
+                    prefetched=prefetched,
+                    locked=locked.get(sid) if prefetched else None,
+                )
+            )
+        return recorded
+
+    async def _one_by_one(self, batch: list[_Callback]) -> None:
+        for callback in batch:
+            try:
+                outcome = await record_status_callback(
+                    self.db,
+                    event=callback.event,
+                    form=callback.form,
+                    agent_id=callback.agent_id,
+                    default_plan=callback.default_plan,
+                    default_calendar=callback.default_calendar,
+                    bus=self.bus,
+                    authorization_id=callback.authorization_id,
+                )
+            except Exception as exc:  # it is this callback's answer
+                callback.fail(exc)
+            else:
+                callback.resolve(outcome)
+
+
+__all__ = ["DuplicateOfUnattributed", "GroupCommit"]
