@@ -12,7 +12,8 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import String, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
@@ -68,3 +69,25 @@ async def release_slot(
 ) -> None:
     """The call has shown up: it counts as active itself now, so its slot is free again."""
     await _RELEASE.execute(conn, authorization_id=authorization_id or "", call_sid=call_sid, released_at=now)
+
+
+_RELEASE_MANY = Prepared(
+    call_authorizations.update().where(
+        call_authorizations.c.released_at.is_(None),
+        or_(
+            call_authorizations.c.id == func.any(bindparam("authorization_ids", type_=ARRAY(String))),
+            call_authorizations.c.call_sid == func.any(bindparam("call_sids", type_=ARRAY(String))),
+        ),
+    ),
+    columns=("released_at",),
+)
+
+
+async def release_slots(
+    conn: Connection, *, call_sids: list[str], authorization_ids: list[str], now: datetime
+) -> None:
+    """`release_slot` for a batch of calls (PostgreSQL), in one statement."""
+    if call_sids or authorization_ids:
+        await _RELEASE_MANY.execute(
+            conn, call_sids=call_sids, authorization_ids=authorization_ids, released_at=now
+        )

@@ -24,6 +24,11 @@ def stored_calendar(text: str) -> Calendar:
     return calendar_from(json.loads(text))
 
 
+def calendar_text(calendar: Calendar) -> str:
+    """A calendar as `customers.timezones` keeps it."""
+    return json.dumps(calendar_to(calendar))
+
+
 def _money(value: Any) -> Decimal | None:
     return None if value is None else to_decimal(value)
 
@@ -70,7 +75,7 @@ async def ensure_customer(
     await _CREATE.execute(
         conn,
         user_id=user_id,
-        timezones=json.dumps(calendar_to(calendar)),
+        timezones=calendar_text(calendar),
         created_at=datetime.now(UTC),
         enforce=False,
         exhausted=False,
@@ -82,9 +87,7 @@ async def ensure_customer(
 
 async def save_calendar(conn: Connection, *, user_id: int, calendar: Calendar) -> None:
     await conn.execute(
-        customers.update()
-        .where(customers.c.user_id == user_id)
-        .values(timezones=json.dumps(calendar_to(calendar)))
+        customers.update().where(customers.c.user_id == user_id).values(timezones=calendar_text(calendar))
     )
 
 

@@ -22,19 +22,23 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import asyncpg
+
 from callmeter.billing.plans import Plan
 from callmeter.call_lifecycle import StatusCallback
+from callmeter.db.batch import Queued, lock_batch
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Connection, Database
 from callmeter.db.recording import (
     DuplicateOfUnattributed,
     Recorded,
     RecordOutcome,
-    lock_batch,
     record_in,
     record_status_callback,
 )
+from callmeter.db.scope import recording_batch
 from callmeter.errors import DatabaseUnavailableError
+from callmeter.metrics import CALLBACK_BATCHES, CALLBACKS_PER_BATCH
 from callmeter.months import Calendar
 
 log = logging.getLogger("callmeter.recording")
@@ -48,13 +52,8 @@ def _future() -> asyncio.Future[RecordOutcome]:
 
 
 @dataclass
-class _Callback:
-    event: StatusCallback
-    form: Mapping[str, str]
-    agent_id: int | None
-    authorization_id: str | None
+class _Callback(Queued):
     default_plan: Plan
-    default_calendar: Calendar
     answer: asyncio.Future[RecordOutcome] = field(default_factory=_future)
 
     def resolve(self, outcome: RecordOutcome) -> None:
@@ -82,8 +81,8 @@ class GroupCommit:
         self.db = db
         self.bus = bus
         self._lanes = [_Lane() for _ in range(1 if db.is_sqlite else lanes)]
-        self.batches = 0  # committed batches and the callbacks in them, for tests and benchmarks
-        self.batched = 0
+        # committed batches, the callbacks in them, and batches retried one by one (also in /metrics)
+        self.batches, self.batched, self.retried = 0, 0, 0
 
     async def record(
         self,
@@ -96,7 +95,7 @@ class GroupCommit:
         authorization_id: str | None = None,
     ) -> RecordOutcome:
         """Record one callback; returns once the transaction that stored it has committed."""
-        callback = _Callback(event, form, agent_id, authorization_id, default_plan, default_calendar)
+        callback = _Callback(event, form, agent_id, authorization_id, default_calendar, default_plan)
         lane = self._lanes[hash(event.call_sid) % len(self._lanes)]
         lane.queue.append(callback)
         if lane.committer is None:
@@ -127,42 +126,56 @@ class GroupCommit:
                 if self.bus is not None:
                     await self.bus.announce_many(conn, [r.announced for r in recorded if r.announced])
         except DatabaseUnavailableError as exc:
-            for callback in batch:
-                callback.fail(exc)
+            if not isinstance(exc.__cause__, asyncpg.TransactionRollbackError):
+                for callback in batch:  # unreachable: each gets its 503 now, not after retries
+                    callback.fail(exc)
+                return
+            await self._retry(batch, exc)
             return
         except Exception as exc:  # any other failure: each callback alone, in its own transaction
-            log.warning("a batch of %d callbacks rolled back (%r); recording each alone", len(batch), exc)
-            await self._one_by_one(batch)
+            await self._retry(batch, exc)
             return
         self.batches, self.batched = self.batches + 1, self.batched + len(batch)
+        CALLBACK_BATCHES.labels("committed").inc()
+        CALLBACKS_PER_BATCH.observe(len(batch))
         for callback, result in zip(batch, recorded, strict=True):
             if self.bus is not None and result.announced is not None:
                 self.bus.committed(result.announced)
             callback.resolve(result.outcome)
 
     async def _record_batch(self, conn: Connection, batch: list[_Callback]) -> list[Recorded]:
-        # None on SQLite (its write lock already serialises batches): each event locks as it goes
-        locked = await lock_batch(conn, [callback.event for callback in batch])
-        recorded, seen = [], set()
-        for callback in batch:
-            sid = callback.event.call_sid
-            # a row locked at the start is current for its call's first event in the batch only
-            prefetched = locked is not None and sid not in seen
-            seen.add(sid)
-            recorded.append(
-                await record_in(
+        with recording_batch():
+            # SQLite: each event asks as it goes (its write transaction has the database to itself)
+            locks = None
+            if not self.db.is_sqlite:
+                locks = await lock_batch(
                     conn,
-                    event=callback.event,
-                    form=callback.form,
-                    agent_id=callback.agent_id,
-                    default_plan=callback.default_plan,
-                    default_calendar=callback.default_calendar,
-                    authorization_id=callback.authorization_id,
-                    prefetched=prefetched,
-                    locked=locked.get(sid) if prefetched else None,
+                    [
+                        Queued(c.event, c.form, c.agent_id, c.authorization_id, c.default_calendar)
+                        for c in batch
+                    ],
                 )
-            )
-        return recorded
+            recorded = []
+            for callback in batch:
+                recorded.append(
+                    await record_in(
+                        conn,
+                        event=callback.event,
+                        form=callback.form,
+                        agent_id=callback.agent_id,
+                        default_plan=callback.default_plan,
+                        default_calendar=callback.default_calendar,
+                        authorization_id=callback.authorization_id,
+                        batch=locks,
+                    )
+                )
+            return recorded
+
+    async def _retry(self, batch: list[_Callback], exc: Exception) -> None:
+        log.warning("a batch of %d callbacks rolled back (%r); recording each alone", len(batch), exc)
+        self.retried += 1
+        CALLBACK_BATCHES.labels("retried").inc()
+        await self._one_by_one(batch)
 
     async def _one_by_one(self, batch: list[_Callback]) -> None:
         for callback in batch:

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from callmeter.db.connection import Connection, Database
 from callmeter.db.prepared import Prepared
+from callmeter.db.scope import batch_scope
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -25,8 +26,13 @@ async def lock_user_billing(conn: Connection, *, user_id: int) -> None:
     rated by a plan that is being replaced. PostgreSQL: a transaction-scoped advisory lock keyed
     by the user; SQLite: write transactions are already serialised.
     """
+    scope = batch_scope()
+    if scope is not None and user_id in scope.billing_locks:
+        return
     if is_postgres(conn):
         await _LOCK_USER_BILLING.execute(conn, key=user_id)
+    if scope is not None:
+        scope.billing_locks.add(user_id)
 
 
 _LOCK_USERS_BILLING = Prepared(
@@ -37,8 +43,12 @@ _LOCK_USERS_BILLING = Prepared(
 
 async def lock_users_billing(conn: Connection, *, user_ids: list[int]) -> None:
     """`lock_user_billing` for several users, in one statement, in the order of their ids."""
-    if is_postgres(conn) and user_ids:
-        await _LOCK_USERS_BILLING.execute(conn, keys=sorted(set(user_ids)))
+    scope = batch_scope()
+    wanted = sorted(set(user_ids) - (scope.billing_locks if scope else set()))
+    if is_postgres(conn) and wanted:
+        await _LOCK_USERS_BILLING.execute(conn, keys=wanted)
+    if scope is not None:
+        scope.billing_locks.update(wanted)
 
 
 @asynccontextmanager

@@ -17,6 +17,7 @@ from callmeter.db.calls import fetch_calls_by_ids, with_meters
 from callmeter.db.connection import Connection
 from callmeter.db.deliveries import PENDING
 from callmeter.db.prepared import Prepared
+from callmeter.db.scope import batch_scope
 from callmeter.db.webhook_tables import outbox_events, webhook_deliveries, webhook_endpoints
 from callmeter.notifications import EventType, call_data, event_body, new_event_id
 
@@ -37,6 +38,16 @@ _DELIVERY = Prepared(
 )
 
 
+async def _subscribed(conn: Connection, *, pattern: str) -> list[Any]:
+    """The endpoints subscribed to an event type; read once by a batch of callbacks."""
+    scope = batch_scope()
+    if scope is None:
+        return await _SUBSCRIBED.fetch_all(conn, pattern=pattern)
+    if pattern not in scope.subscribed:
+        scope.subscribed[pattern] = await _SUBSCRIBED.fetch_all(conn, pattern=pattern)
+    return scope.subscribed[pattern]
+
+
 async def enqueue(
     conn: Connection,
     *,
@@ -47,7 +58,7 @@ async def enqueue(
 ) -> str | None:
     """Write the event for every endpoint subscribed to its type now; its id (None: nobody listens,
     and `data`, if a function, is not even read)."""
-    endpoints = await _SUBSCRIBED.fetch_all(conn, pattern=f"%,{type},%")
+    endpoints = await _subscribed(conn, pattern=f"%,{type},%")
     if not endpoints:
         return None
     if callable(data):

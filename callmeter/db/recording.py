@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert
 
 from callmeter.billing.plans import Plan
 from callmeter.billing.rating import CallCharge
@@ -35,12 +35,12 @@ from callmeter.call_lifecycle import (
 from callmeter.db import events, meters
 from callmeter.db.agents import AgentOwner, find_agent_owner
 from callmeter.db.authorizations import release_slot
+from callmeter.db.batch import BatchLocks
 from callmeter.db.bus import LiveBus
 from callmeter.db.charging import rate_into_month
 from callmeter.db.connection import Connection, Database
 from callmeter.db.customers import ensure_customer, stored_calendar
 from callmeter.db.live import LiveEvent
-from callmeter.db.locks import is_postgres, lock_users_billing
 from callmeter.db.meters import Billed
 from callmeter.db.outbox import enqueue_call_event
 from callmeter.db.prepared import Prepared
@@ -81,29 +81,6 @@ _LOCK_CALL = Prepared(
     .where(call_usage.c.call_sid == bindparam("call_sid"))
     .with_for_update(of=call_usage)
 )
-_LOCK_CALLS = Prepared(
-    select(call_usage, customers.c.timezones)
-    .outerjoin(customers, customers.c.user_id == call_usage.c.user_id)
-    .where(call_usage.c.call_sid == func.any(bindparam("call_sids", type_=ARRAY(String))))
-    .order_by(call_usage.c.call_sid)
-    .with_for_update(of=call_usage)
-)
-
-
-async def lock_batch(conn: Connection, batch: list[StatusCallback]) -> dict[str, Mapping[str, Any]] | None:
-    """PostgreSQL: lock a batch's calls in one statement, in one order (by call SID), then the
-    billing locks of the customers whose calls complete, in one order (by user): two batches then
-    queue up instead of deadlocking (db/group_commit.py). The calls' rows by SID. SQLite: None (a
-    transaction there has the database to itself)."""
-    if not is_postgres(conn):
-        return None
-    rows = await _LOCK_CALLS.fetch_all(conn, call_sids=sorted({event.call_sid for event in batch}))
-    locked = {row["call_sid"]: row for row in rows}
-    completing = {event.call_sid for event in batch if event.call_status == "completed"}
-    await lock_users_billing(conn, user_ids=[locked[sid]["user_id"] for sid in completing if sid in locked])
-    return locked
-
-
 _CREATE_CALL = Prepared(
     insert(call_usage).on_conflict_do_nothing(index_elements=["call_sid"]).returning(*call_usage.c),
     columns=(
@@ -201,39 +178,49 @@ async def record_in(
     default_plan: Plan,
     default_calendar: Calendar,
     authorization_id: str | None = None,
-    prefetched: bool = False,
-    locked: Mapping[str, Any] | None = None,
+    batch: BatchLocks | None = None,
 ) -> Recorded:
-    """Record one callback in the caller's transaction. `prefetched`: this transaction has locked
-    the call's row already, and `locked` is that row (None: no such call yet); db/group_commit.py
-    locks a batch's calls in one statement."""
-    # Locks in one order, the call's row then the event's key, so concurrent events of one
-    # call queue up instead of deadlocking.
-    row = locked if prefetched else await _LOCK_CALL.fetch_one(conn, call_sid=event.call_sid)
-    created, now = False, datetime.now(UTC)
-    if row is not None:
-        owner = (row["agent_id"], row["user_id"])
-        calendar = await _calendar(conn, row["user_id"], row["timezones"], default_calendar)
+    """Record one callback in the caller's transaction. `batch`: what the transaction locked and
+    stored for a batch this callback is part of (db/batch.py), read instead of asking."""
+    now = datetime.now(UTC)
+    locked = batch.take_call(event.call_sid) if batch is not None else None
+    if locked is not None:
+        row, found = locked.row, locked.owner
     else:
-        found = await _find_owner(conn, event=event, agent_id=agent_id)
-        owner = found and (found.agent_id, found.user_id)
-        if found is not None:
-            calendar = await _calendar(conn, found.user_id, found.timezones, default_calendar)
-            row, created = await _create_call(conn, event=event, owner=found, calendar=calendar)
-    event_id = await events.insert_event(
-        conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
+        # Locks in one order, the call's row then the event's key, so concurrent events of one
+        # call queue up instead of deadlocking.
+        row = await _LOCK_CALL.fetch_one(conn, call_sid=event.call_sid)
+        found = None if row is not None else await _find_owner(conn, event=event, agent_id=agent_id)
+    owner = (
+        (row["agent_id"], row["user_id"]) if row is not None else found and (found.agent_id, found.user_id)
     )
-    if event_id is None:
-        if created:
-            raise DuplicateOfUnattributed
-        return Recorded(RecordOutcome(stored=False, attributed=owner is not None), None)
-    if owner is None:
+    event_id = None
+    if batch is not None:
+        event_id = batch.take_event_id(event)
+        if event_id is None:  # stored before (when it matched no agent, it creates no call now)
+            return Recorded(RecordOutcome(stored=False, attributed=owner is not None), None)
+    created = False
+    if row is not None:
+        calendar = await _calendar(conn, row["user_id"], row["timezones"], default_calendar)
+    elif found is not None:
+        calendar = await _calendar(conn, found.user_id, found.timezones, default_calendar)
+        row, created = await _create_call(conn, event=event, owner=found, calendar=calendar)
+    if batch is None:
+        event_id = await events.insert_event(
+            conn, event=event, form=form, user_id=owner and owner[1], agent_id=owner and owner[0]
+        )
+        if event_id is None:
+            if created:
+                raise DuplicateOfUnattributed
+            return Recorded(RecordOutcome(stored=False, attributed=owner is not None), None)
+    if owner is None or row is None:
         return Recorded(RecordOutcome(stored=True, attributed=False), None)
-    if created or authorization_id is not None:
+    if batch is None and (created or authorization_id is not None):  # a batch frees them at its start
         await release_slot(conn, call_sid=event.call_sid, authorization_id=authorization_id, now=now)
     outcome = await _advance_call(conn, row=row, event=event, default_plan=default_plan, calendar=calendar)
     metered = None
-    if created:  # usage events that came before the call's first callback are billed now
+    # usage events that came before the call's first callback are billed now
+    if created and (batch is None or (owner[1], event.call_sid) in batch.waited_for):
         month = outcome.call.month if outcome.call else Month.stored(row["month"])
         metered = await meters.attach_waiting(
             conn,

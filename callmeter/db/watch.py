@@ -19,7 +19,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import BigInteger, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from callmeter.billing.alerts import AlertMetric, reached
 from callmeter.billing.plans import Plan
@@ -27,6 +28,7 @@ from callmeter.billing.usage import MonthSummary
 from callmeter.db import customers, outbox
 from callmeter.db.connection import Connection
 from callmeter.db.prepared import Prepared
+from callmeter.db.scope import batch_scope
 from callmeter.db.spend import spend_state
 from callmeter.db.types import to_decimal
 from callmeter.db.webhook_tables import usage_alerts
@@ -125,6 +127,24 @@ _ALERTS_DUE = Prepared(
         ),
     )
 )
+_WITH_ALERTS = Prepared(
+    select(usage_alerts.c.user_id)
+    .where(usage_alerts.c.user_id == func.any(bindparam("user_ids", type_=ARRAY(BigInteger))))
+    .distinct()
+)
+
+
+async def look_up_alerts(conn: Connection, *, user_ids: set[int]) -> None:
+    """For a batch of callbacks (PostgreSQL): which of these users have usage alerts at all, in one
+    statement; `alerts_checked` then asks nothing for the others."""
+    scope = batch_scope()
+    if scope is None or not user_ids:
+        return
+    rows = await _WITH_ALERTS.fetch_all(conn, user_ids=sorted(user_ids))
+    scope.alerts_looked_up.update(user_ids)
+    scope.with_alerts.update(row["user_id"] for row in rows)
+
+
 _ALERT_FIRED = Prepared(
     usage_alerts.update().where(usage_alerts.c.id == bindparam("alert_id")),
     columns=("last_fired_month",),
@@ -141,6 +161,9 @@ async def alerts_checked(
     now: datetime,
 ) -> None:
     """Fire each alert of the user the month has reached and that has not fired for it yet."""
+    scope = batch_scope()
+    if scope is not None and scope.has_no_alerts(user_id):
+        return
     rows = await _ALERTS_DUE.fetch_all(conn, user_id=user_id, month=str(month))
     for row in rows:
         metric, threshold = AlertMetric(row["metric"]), to_decimal(row["threshold"])
