@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, bindparam, func, select, text
+from sqlalchemy import BigInteger, String, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from callmeter.call_lifecycle import StatusCallback
@@ -30,7 +30,7 @@ from callmeter.db.connection import Connection
 from callmeter.db.customers import calendar_text, ensure_customer
 from callmeter.db.locks import lock_users_billing
 from callmeter.db.meter_tables import usage_events
-from callmeter.db.prepared import Prepared
+from callmeter.db.prepared import Prepared, UnnestInsert
 from callmeter.db.tables import agent_numbers, agents, call_usage, customers
 from callmeter.db.watch import look_up_alerts
 from callmeter.months import Calendar
@@ -69,6 +69,10 @@ class BatchLocks:
         self._used.add(sid)
         return LockedCall(self.rows.get(sid), self.owners.get(sid))
 
+    def stores(self, event: StatusCallback) -> bool:
+        """Whether the batch stored this event now (not before)."""
+        return event_key(event) in self.event_ids
+
     def take_event_id(self, event: StatusCallback) -> int | None:
         """The stored event's id, for the first of the batch's events with its key (None for
         the others, and for an event stored before the batch)."""
@@ -104,17 +108,20 @@ _WAITED_FOR = Prepared(
     )
     .distinct()
 )
-_STORE_EVENTS = Prepared(
-    text(
-        "INSERT INTO webhook_events"
-        " (call_sid, sequence_number, call_status, event_at, received_at, user_id, agent_id, payload)"
-        " SELECT * FROM unnest(CAST(:sids AS varchar[]), CAST(:sequences AS int[]),"
-        " CAST(:statuses AS varchar[]), CAST(:event_ats AS timestamptz[]),"
-        " CAST(:received_ats AS timestamptz[]),"
-        " CAST(:user_ids AS bigint[]), CAST(:agent_ids AS bigint[]), CAST(:payloads AS text[]))"
-        " ON CONFLICT (call_sid, sequence_number, call_status) DO NOTHING"
-        " RETURNING id, call_sid, sequence_number, call_status"
-    )
+_STORE_EVENTS = UnnestInsert(
+    "webhook_events",
+    (
+        ("call_sid", "varchar"),
+        ("sequence_number", "int"),
+        ("call_status", "varchar"),
+        ("event_at", "timestamptz"),
+        ("received_at", "timestamptz"),
+        ("user_id", "bigint"),
+        ("agent_id", "bigint"),
+        ("payload", "text"),
+    ),
+    conflict="call_sid, sequence_number, call_status",
+    returning="id, call_sid, sequence_number, call_status",
 )
 
 
@@ -146,7 +153,8 @@ async def lock_batch(conn: Connection, batch: Sequence[Queued]) -> BatchLocks:
     await _ensure_customers(conn, owners, {q.event.call_sid: q.default_calendar for q in reversed(batch)})
     new_owners = {owner.user_id for owner in owners.values()}
     await lock_users_billing(conn, user_ids=[*completing_users, *new_owners])
-    await look_up_alerts(conn, user_ids=completing_users | new_owners)
+    completing_owners = {owner.user_id for sid, owner in owners.items() if sid in completing}
+    await look_up_alerts(conn, user_ids=completing_users | completing_owners)
     waited_for: set[tuple[int, str]] = set()
     if owners:
         found = await _WAITED_FOR.fetch_all(
@@ -232,28 +240,27 @@ async def _store_events(
 ) -> dict[EventKey, int]:
     """Store the batch's events once each (as `events.insert_event` does one by one), attributed
     to their call's owner; the ids of those stored now, by key."""
-    columns: list[list[Any]] = [[] for _ in range(8)]
-    now = datetime.now(UTC)
+    now, stored = datetime.now(UTC), []
     for queued in batch:
-        event, form = queued.event, queued.form
+        event = queued.event
         row, owner = rows.get(event.call_sid), owners.get(event.call_sid)
-        user_id = row["user_id"] if row else owner.user_id if owner else None
-        agent_id = row["agent_id"] if row else owner.agent_id if owner else None
-        values = (*event_key(event), event.timestamp, now, user_id, agent_id, _payload(form))
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    names = (
-        "sids",
-        "sequences",
-        "statuses",
-        "event_ats",
-        "received_ats",
-        "user_ids",
-        "agent_ids",
-        "payloads",
-    )
-    stored = await _STORE_EVENTS.fetch_all(conn, **dict(zip(names, columns, strict=True)))
-    return {(r["call_sid"], r["sequence_number"], r["call_status"]): r["id"] for r in stored}
+        sid, sequence, status = event_key(event)
+        stored.append(
+            {
+                "call_sid": sid,
+                "sequence_number": sequence,
+                "call_status": status,
+                "event_at": event.timestamp,
+                "received_at": now,
+                "user_id": row["user_id"] if row else owner.user_id if owner else None,
+                "agent_id": row["agent_id"] if row else owner.agent_id if owner else None,
+                "payload": _payload(queued.form),
+            }
+        )
+    return {
+        (r["call_sid"], r["sequence_number"], r["call_status"]): r["id"]
+        for r in await _STORE_EVENTS.insert(conn, stored)
+    }
 
 
 def _payload(form: Mapping[str, str]) -> str:

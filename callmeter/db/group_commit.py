@@ -27,6 +27,7 @@ import asyncpg
 from callmeter.billing.plans import Plan
 from callmeter.call_lifecycle import StatusCallback
 from callmeter.db.batch import Queued, lock_batch
+from callmeter.db.batch_advances import record_simple_advances
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Connection, Database
 from callmeter.db.recording import (
@@ -146,19 +147,13 @@ class GroupCommit:
     async def _record_batch(self, conn: Connection, batch: list[_Callback]) -> list[Recorded]:
         with recording_batch():
             # SQLite: each event asks as it goes (its write transaction has the database to itself)
-            locks = None
+            locks, done = None, {}
             if not self.db.is_sqlite:
-                locks = await lock_batch(
-                    conn,
-                    [
-                        Queued(c.event, c.form, c.agent_id, c.authorization_id, c.default_calendar)
-                        for c in batch
-                    ],
-                )
-            recorded = []
-            for callback in batch:
-                recorded.append(
-                    await record_in(
+                locks = await lock_batch(conn, batch)
+                done = await record_simple_advances(conn, batch, locks)
+            for index, callback in enumerate(batch):
+                if index not in done:
+                    done[index] = await record_in(
                         conn,
                         event=callback.event,
                         form=callback.form,
@@ -168,8 +163,7 @@ class GroupCommit:
                         authorization_id=callback.authorization_id,
                         batch=locks,
                     )
-                )
-            return recorded
+            return [done[index] for index in range(len(batch))]
 
     async def _retry(self, batch: list[_Callback], exc: Exception) -> None:
         log.warning("a batch of %d callbacks rolled back (%r); recording each alone", len(batch), exc)

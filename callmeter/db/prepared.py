@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
 from sqlalchemy.sql import ClauseElement
 
 if TYPE_CHECKING:
@@ -109,3 +110,26 @@ class Prepared:
             async with raw.execute(compiled.sql, args):
                 return
         await raw.execute(compiled.sql, *args)
+
+
+class UnnestInsert:
+    """PostgreSQL: many rows in one INSERT, each column bound as one typed array (`columns`: name
+    and SQL type); rows already stored (`conflict`: the unique columns) are skipped."""
+
+    def __init__(self, table: str, columns: tuple[tuple[str, str], ...], *, conflict: str, returning: str):
+        self.names = tuple(name for name, _ in columns)
+        arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns)
+        self.statement = Prepared(
+            text(
+                f"INSERT INTO {table} ({', '.join(self.names)}) SELECT * FROM unnest({arrays})"
+                f" ON CONFLICT ({conflict}) DO NOTHING RETURNING {returning}"
+            )
+        )
+
+    async def insert(self, conn: Connection, rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        """Insert `rows` (keyed by the columns); the rows stored now, as `returning` says."""
+        if not rows:
+            return []
+        return await self.statement.fetch_all(
+            conn, **{name: [row[name] for row in rows] for name in self.names}
+        )
