@@ -26,7 +26,7 @@ import asyncpg
 
 from callmeter.billing.plans import Plan
 from callmeter.call_lifecycle import StatusCallback
-from callmeter.db.batch import Queued, lock_batch
+from callmeter.db.batch import Queued, lock_batch, owner_number
 from callmeter.db.batch_advances import record_simple_advances
 from callmeter.db.bus import LiveBus
 from callmeter.db.connection import Connection, Database
@@ -75,8 +75,10 @@ class _Lane:
 
 
 class GroupCommit:
-    """`lanes`: batches in the database at once. A call's events always take the same lane, so
-    two lanes never wait for each other's call rows; on SQLite, whose writes take turns, one."""
+    """`lanes`: batches in the database at once (on SQLite, whose writes take turns, one). A lane
+    is chosen by the agent's number of the call (the same in each of its callbacks), so a call's
+    events take the same lane, and so do one agent's calls: one customer's completions then share
+    a batch and its one billing lock, rather than lanes queueing for that lock batch after batch."""
 
     def __init__(self, db: Database, bus: LiveBus | None, *, lanes: int = LANES) -> None:
         self.db = db
@@ -97,7 +99,7 @@ class GroupCommit:
     ) -> RecordOutcome:
         """Record one callback; returns once the transaction that stored it has committed."""
         callback = _Callback(event, form, agent_id, authorization_id, default_calendar, default_plan)
-        lane = self._lanes[hash(event.call_sid) % len(self._lanes)]
+        lane = self._lanes[hash(owner_number(event) or event.call_sid) % len(self._lanes)]
         lane.queue.append(callback)
         if lane.committer is None:
             lane.committer = asyncio.create_task(self._commit_queued(lane), name="callmeter-group-commit")
@@ -118,7 +120,7 @@ class GroupCommit:
             lane.committer = None
 
     async def _commit(self, batch: list[_Callback]) -> None:
-        if len(batch) == 1:
+        if len(batch) == 1 and self.db.is_sqlite:  # the same work either way there
             await self._one_by_one(batch)
             return
         try:
