@@ -3,9 +3,9 @@
 First the HTTP ceiling: the same closed loop against bench/bare.py (a bare Starlette route that
 parses the form and checks the signature, no database), twice; then for each server configuration
 (`--workers 1,2`), `--rounds` times:
-1. raw: the same database work (the statements `db/recording.py` runs per event, same transactions,
-   same locks, same NOTIFY) done directly with asyncpg in one process with the service's pool size:
-   the limit this machine allows;
+1. raw: the database work of the one-callback-per-transaction path (the statements
+   `db/recording.py` ran per event before group commit: same transactions, locks, NOTIFY) done
+   directly with asyncpg in one process with the service's pool size (`--skip-raw` leaves it out);
 2. closed loop: `--connections` keep-alive connections send whole calls (4 events each, in order) as
    fast as the service answers them: the most it ingests, with its latency at that load.
 Ingest is reported as the ratio of the medians (and per round), and as a share of the ceiling
@@ -398,12 +398,18 @@ def main() -> None:
                         print("    " + asyncio.run(check_totals(url, calls)))
                     asyncio.run(reset(url))
                     profile = args.profile if workers == 1 and round_ == 1 else None
-                    cpu = cpu_seconds(process.pid)
+                    cpu, before = cpu_seconds(process.pid), batching(port)
                     closed = closed_loop_run(process.pid, port, calls, args.connections, profile)
                     served.append(report(f"round {round_}, service closed loop", closed, events))
                     if workers == 1:
                         spent = cpu_seconds(process.pid) - cpu
-                        print(f"    server CPU {1e6 * spent / events:.0f} µs/event")
+                        batches, batched, retried = (
+                            b - a for a, b in zip(before, batching(port), strict=True)
+                        )
+                        print(
+                            f"    server CPU {1e6 * spent / events:.0f} µs/event; {batches:,.0f} batches, "
+                            f"{batched / max(batches, 1):.1f} callbacks each; {retried:.0f} retried alone"
+                        )
                     print("    " + asyncio.run(check_totals(url, calls)))
                     if raws:
                         print(f"    = {served[-1] / raws[-1]:.0%} of the raw run before it")
@@ -463,6 +469,20 @@ def bare_ceiling(calls: list, connections: int, events: int) -> float:
     finally:
         process.terminate()
         process.wait()
+
+
+def batching(port: int) -> tuple[float, float, float]:
+    """The server's group-commit counters so far (/metrics): batches committed, callbacks in them,
+    batches retried one by one."""
+    import httpx
+
+    values = {"committed": 0.0, "retried": 0.0, "sum": 0.0}
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
+        if line.startswith("callmeter_callback_batches_total{"):
+            values[line.split('"')[1]] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("callmeter_callbacks_per_batch_sum "):
+            values["sum"] = float(line.rsplit(" ", 1)[1])
+    return values["committed"], values["sum"], values["retried"]
 
 
 def closed_loop_run(pid: int, port: int, calls: list, connections: int, profile: str | None) -> dict:

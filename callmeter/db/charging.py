@@ -9,18 +9,62 @@ exactly grants less charges, however many callbacks race.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from callmeter.billing.credits import LedgerKind
+from sqlalchemy import and_, bindparam, select
+
+from callmeter.billing.credits import LedgerKind, MonthDraw
 from callmeter.billing.plans import Plan, billable_seconds, fixed_fee
 from callmeter.billing.rating import CallCharge, rate_call
 from callmeter.billing.usage import MonthTotals, summarize
 from callmeter.db import credits, customers, plans, usage, watch
 from callmeter.db.connection import Connection
 from callmeter.db.locks import lock_user_billing
+from callmeter.db.prepared import Prepared
+from callmeter.db.tables import customers as customers_table
+from callmeter.db.tables import monthly_usage, plan_assignments
+from callmeter.db.tables import plans as plans_table
 from callmeter.months import Month
+
+# Everything rating a completed call reads, in one statement: the customer, the plan assigned to
+# the month (NULL: the default plan) and the month as counted so far (NULL: nothing yet).
+_ASSIGNED_PLAN = (
+    select(plan_assignments.c.plan_id)
+    .where(
+        plan_assignments.c.user_id == customers_table.c.user_id,
+        plan_assignments.c.from_month <= bindparam("month"),
+    )
+    .order_by(plan_assignments.c.from_month.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_FOR_RATING = Prepared(
+    select(
+        customers_table,
+        *(column.label(f"plan_{column.name}") for column in plans_table.c),
+        *(column.label(f"month_{column.name}") for column in monthly_usage.c),
+    )
+    .select_from(
+        customers_table.outerjoin(plans_table, plans_table.c.id == _ASSIGNED_PLAN).outerjoin(
+            monthly_usage,
+            and_(
+                monthly_usage.c.user_id == customers_table.c.user_id,
+                monthly_usage.c.month == bindparam("month"),
+            ),
+        )
+    )
+    .where(customers_table.c.user_id == bindparam("user_id"))
+)
+
+
+def _part(row: Mapping[str, Any], prefix: str) -> dict[str, Any] | None:
+    """The columns of one joined table (None when the join found no row)."""
+    part = {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
+    return part if part[next(iter(part))] is not None else None
 
 
 async def rate_into_month(
@@ -28,25 +72,25 @@ async def rate_into_month(
 ) -> tuple[CallCharge, MonthTotals]:
     """Add a completed call to its month: its charge, and the month after it."""
     await lock_user_billing(conn, user_id=user_id)
-    customer = await customers.fetch_customer(conn, user_id=user_id)
-    assert customer is not None, "the recording path stores the customer first"
-    balance = customer.balance_usd
-    plan = await plans.plan_for_month(conn, user_id=user_id, month=month) or default_plan
+    row = await _FOR_RATING.fetch_one(conn, user_id=user_id, month=str(month))
+    assert row is not None, "the recording path stores the customer first"
+    customer = customers.customer_row(row)
+    assigned, stored = _part(row, "plan_"), _part(row, "month_")
+    plan = plans.plan_from_record(assigned) if assigned else default_plan
+    before = usage.month_read(stored, user_id, month)
+    base = None if customer.balance_usd is None else Decimal(0)  # a new month's, for a prepaid customer
+    draw = usage.month_draw(stored) if stored else MonthDraw(base, Decimal("0.00"))
     billable = billable_seconds(plan, duration)
-    totals, draw = await usage.add_completed_call(
-        conn,
-        user_id=user_id,
-        month=month,
-        seconds=duration,
-        billable_seconds=billable,
-        credit_base_usd=None if balance is None else Decimal(0),
-    )
-    charge = rate_call(
-        plan, month_billable_before=totals.billable_seconds - billable, duration_seconds=duration
-    )
+    charge = rate_call(plan, month_billable_before=before.billable_seconds, duration_seconds=duration)
     # The stored charge grows by exactly each call's cost, so the costs always add up to it.
-    totals = replace(totals, usage_charge_usd=totals.usage_charge_usd + charge.cost)
-    await usage.set_month_charge(conn, user_id=user_id, month=month, usage_charge_usd=totals.usage_charge_usd)
+    totals = replace(
+        before,
+        total_calls=before.total_calls + 1,
+        total_seconds=before.total_seconds + duration,
+        billable_seconds=before.billable_seconds + billable,
+        usage_charge_usd=before.usage_charge_usd + charge.cost,
+    )
+    await usage.write_month(conn, totals=totals, credit_base_usd=base)
     customer = await credits.settle(
         conn,
         customer=customer,

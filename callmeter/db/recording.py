@@ -1,13 +1,15 @@
-"""Recording one Twilio status callback: the whole write path, in one transaction.
+"""Recording a Twilio status callback: the write path, in the caller's transaction.
 
 lock the call's row (or create it, locked) -> dedupe the raw event -> advance the call's state
 (monotonic) -> on the first transition into `completed`, rate the call by its month's plan and add it
-to `monthly_usage` -> NOTIFY. A repeated or late event is stored once and changes nothing else, so a
-call adds to its month exactly once. A new call's first callback also bills the usage events that
-came before it (db/meters.py: one indexed lookup, usually finding none).
+to `monthly_usage`. A repeated or late event is stored once and changes nothing else, so a call adds
+to its month exactly once. A new call's first callback also bills the usage events that came before
+it (db/meters.py: one indexed lookup, usually finding none).
 
-Every statement is `Prepared` (compiled once); a typical event is six round trips: BEGIN, the locking
-SELECT, the event INSERT, the call UPDATE, NOTIFY, COMMIT (bench/README.md has the figures).
+`record_in` does it inside a transaction that may hold a whole batch (db/group_commit.py), reading
+what the batch locked and stored at its start (db/batch.py) instead of asking again;
+`record_status_callback` records one callback in a transaction of its own (a batch retried one by
+one, reconciliation). Every statement is `Prepared` (compiled once).
 """
 
 from __future__ import annotations

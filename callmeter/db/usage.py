@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -94,17 +95,15 @@ async def fetch_months(
     return [_totals(row) for row in rows]
 
 
-_ADD = insert(monthly_usage)
-_ADD_COMPLETED_CALL = Prepared(
-    _ADD.on_conflict_do_update(
+_WRITE = insert(monthly_usage)
+_WRITE_MONTH = Prepared(
+    _WRITE.on_conflict_do_update(
         index_elements=["user_id", "month"],
         set_={
-            "total_calls": monthly_usage.c.total_calls + 1,
-            "total_seconds": monthly_usage.c.total_seconds + _ADD.excluded.total_seconds,
-            "billable_seconds": monthly_usage.c.billable_seconds + _ADD.excluded.billable_seconds,
-            "updated_at": _ADD.excluded.updated_at,
+            name: _WRITE.excluded[name]
+            for name in ("total_calls", "total_seconds", "billable_seconds", "usage_charge_usd", "updated_at")
         },
-    ).returning(*monthly_usage.c),
+    ),
     columns=(
         "user_id",
         "month",
@@ -124,34 +123,26 @@ _SET_MONTH_CHARGE = Prepared(
 )
 
 
-async def add_completed_call(
-    conn: Connection,
-    *,
-    user_id: int,
-    month: Month,
-    seconds: int,
-    billable_seconds: int,
-    credit_base_usd: Decimal | None,
-) -> tuple[MonthTotals, MonthDraw]:
-    """Count one completed call into its month and return the month after it, with what it has
-    charged to a prepaid balance so far (`credit_base_usd`: a new month's base, 0 for a prepaid
-    customer, None for a postpaid one).
-
-    On PostgreSQL the upsert locks the month's row until the caller's transaction ends, so the
-    charge the caller then computes from these totals cannot interleave with another call's.
-    """
-    row = await _ADD_COMPLETED_CALL.fetch_one(
+async def write_month(conn: Connection, *, totals: MonthTotals, credit_base_usd: Decimal | None) -> None:
+    """Store the month's totals as they are now (a new month with `credit_base_usd`: 0 for a prepaid
+    customer, None for a postpaid one). The caller read the month under the user's billing lock,
+    which every writer of a month takes, so nothing was counted into it in between."""
+    await _WRITE_MONTH.execute(
         conn,
-        user_id=user_id,
-        month=str(month),
-        total_calls=1,
-        total_seconds=seconds,
-        billable_seconds=billable_seconds,
-        usage_charge_usd=Decimal(0),
+        user_id=totals.user_id,
+        month=str(totals.month),
+        total_calls=totals.total_calls,
+        total_seconds=totals.total_seconds,
+        billable_seconds=totals.billable_seconds,
+        usage_charge_usd=totals.usage_charge_usd,
         updated_at=datetime.now(UTC),
         credit_base_usd=credit_base_usd,
     )
-    return _totals(row), month_draw(row)
+
+
+def month_read(row: Mapping[str, Any] | None, user_id: int, month: Month) -> MonthTotals:
+    """A month as read (None: nothing counted into it yet)."""
+    return _totals(row) if row is not None else MonthTotals.empty(user_id, month)
 
 
 async def set_month_charge(
