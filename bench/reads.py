@@ -8,6 +8,10 @@ calls page query (the SQL `db/calls.py` sends) is printed for the deep page, so 
 next to the figures.
 
     python bench/reads.py --sizes 1000000,10000000
+
+`--under-ingest`: while the reads are measured, a second `callmeter serve` (another process, its own
+database) ingests signed callbacks as fast as it can (bench/ingest.py's closed loop, over and over),
+so the reads share the two cores with ingest as they do in production.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import base64
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,6 +112,41 @@ def measure(base_url: str, token: str, name: str, request: tuple[str, dict], cou
     return server, client
 
 
+class Ingest:
+    """bench/ingest.py's closed loop against a server of its own, repeated until `stop`."""
+
+    def __init__(self, port: int = 18791) -> None:
+        from bench import ingest
+
+        self.port, self.ingest = port, ingest
+        self.url = create_database("bench_reads_ingest")
+        from callmeter.db.migrate import migrate
+
+        migrate(self.url)
+        asyncio.run(ingest.seed_agents(self.url, 200))
+        self.calls = ingest.plan_calls(1500, 200)
+        self.process = serve(self.url, port)
+        self.done = threading.Event()
+        self.events, self.seconds = 0, 0.0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            asyncio.run(self.ingest.reset(self.url))
+            run = self.ingest.run_generator(self.port, self.calls, "closed", 32)
+            self.events += 4 * len(self.calls)
+            self.seconds += run["seconds"]
+
+    def stop(self) -> str:
+        self.done.set()
+        self.thread.join()
+        self.process.terminate()
+        self.process.wait()
+        drop_database(self.url)
+        return f"ingest ran beside the reads at {self.events / max(self.seconds, 1e-9):,.0f} callbacks/s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -114,6 +154,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000", help="calls to load, one run per size")
     parser.add_argument("--requests", type=int, default=300, help="measured requests per read")
     parser.add_argument("--keep", action="store_true", help="keep each database (prints its URL)")
+    parser.add_argument("--under-ingest", action="store_true", help="measure while another server ingests")
     args = parser.parse_args()
     token = jwt.encode({"sub": "1", "exp": int(time.time()) + 7200}, JWT_SECRET)
     for size in [int(s) for s in args.sizes.split(",")]:
@@ -129,6 +170,7 @@ def main() -> None:
             cursor, total, plan = asyncio.run(deep_position(url, user))
             print(f"  customer {user} has {total:,} calls; the deep page starts at call {int(total * 0.9):,}")
             process = serve(url, 18790)
+            ingest = Ingest() if args.under_ingest else None
             try:
                 base = "http://127.0.0.1:18790"
                 print(f"  {'read':<38} {'server p50':>10} {'p99':>8} {'client p50':>11} {'p99':>8}")
@@ -141,6 +183,8 @@ def main() -> None:
             finally:
                 process.terminate()
                 process.wait()
+                if ingest is not None:
+                    print("  " + ingest.stop())
             print("  EXPLAIN of the deep calls page:")
             print(plan)
         finally:

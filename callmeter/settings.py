@@ -53,6 +53,7 @@ class Settings:
     # PostgreSQL connections each `serve` process keeps open, all opened at start: a burst of
     # requests then never waits for a new backend to start (20-90 ms each, bench/README.md).
     database_pool_size: int = 10
+    callback_lanes: int = 1  # group-commit batches of status callbacks in the database at once
 
     @property
     def direct_url(self) -> str:
@@ -153,18 +154,20 @@ def load_settings(env_file: str | os.PathLike[str] | None = ".env") -> Settings:
         webhooks_allow_http=_flag(config("WEBHOOKS_ALLOW_HTTP", default="false"), "WEBHOOKS_ALLOW_HTTP"),
         billing_timezone=_zone(config("BILLING_TIMEZONE", default="UTC")),
         database_direct_url=direct_url,
-        database_pool_size=_pool_size(config("DATABASE_POOL_SIZE", default="") or "10"),
+        database_pool_size=_whole(config, "DATABASE_POOL_SIZE", default=10, most=100),
+        callback_lanes=_whole(config, "CALLBACK_LANES", default=1, most=16),
     )
 
 
-def _pool_size(value: str) -> int:
+def _whole(config: Config, name: str, *, default: int, most: int) -> int:
+    value = config(name, default="") or str(default)
     try:
-        size = int(value)
+        number = int(value)
     except ValueError:
-        size = 0
-    if not 1 <= size <= 100:
-        raise ConfigError(f"DATABASE_POOL_SIZE must be a whole number from 1 to 100, got {value[:20]!r}")
-    return size
+        number = 0
+    if not 1 <= number <= most:
+        raise ConfigError(f"{name} must be a whole number from 1 to {most}, got {value[:20]!r}")
+    return number
 
 
 def _postgresql(url: str) -> str:

@@ -83,13 +83,17 @@ def test_missing_secret_with_postgres_is_a_clear_error(tmp_path):
     )
 
 
-@pytest.mark.parametrize("size", ["0", "101", "ten", "-3"])
-def test_a_bad_pool_size_is_one_line(size, tmp_path):
-    env = server_env("postgresql://postgres@127.0.0.1:5432/test", DATABASE_POOL_SIZE=size)
+@pytest.mark.parametrize(
+    ("name", "value", "most"),
+    [("DATABASE_POOL_SIZE", v, 100) for v in ("0", "101", "ten", "-3")]
+    + [("CALLBACK_LANES", v, 16) for v in ("0", "17", "two")],
+)
+def test_a_bad_pool_size_or_lane_count_is_one_line(name, value, most, tmp_path):
+    env = server_env("postgresql://postgres@127.0.0.1:5432/test", **{name: value})
     result = run_cli(["token", "--user", "1"], env, tmp_path)
     assert result.returncode != 0
     assert result.stderr.strip() == (
-        f"callmeter: error: DATABASE_POOL_SIZE must be a whole number from 1 to 100, got {size!r}"
+        f"callmeter: error: {name} must be a whole number from 1 to {most}, got {value!r}"
     )
 
 

@@ -153,3 +153,22 @@ async def test_a_repeat_of_an_event_stored_unattributed_creates_no_call_in_a_bat
     assert later.stored and later.call is not None and later.call.user_id == 3
     # SQLite, where events are stored one at a time, finds it after creating the call: it retries
     assert group.retried == (1 if db.is_sqlite else 0)
+
+
+async def test_lanes_record_two_customers_side_by_side_exactly(db):
+    """`CALLBACK_LANES` 4: two agents' calls in lanes of their own, batches in the database at once."""
+    mixed = _callbacks(5, SEQUENTIAL, "S") + _callbacks(5, BATCHED, "B")
+    random.Random(9).shuffle(mixed)
+    group = GroupCommit(db, None, lanes=4)
+    for chunk in (mixed[: len(mixed) // 2], mixed[len(mixed) // 2 :]):
+        await asyncio.gather(*(_record(group, item) for item in chunk))
+    assert group.retried == 0 and group.batched == len(mixed)
+    assert group.batches >= (2 if db.is_sqlite else 4)  # SQLite has one lane
+    (s_calls, s_months, s_events), (b_calls, b_months, b_events) = (
+        await _state(db, 1, "S"),
+        await _state(db, 2, "B"),
+    )
+    # The two customers' events interleave differently, so compare what does not depend on order:
+    # each call's outcome and length, the months' totals and charges, the events stored.
+    assert [call[:5] for call in s_calls] == [call[:5] for call in b_calls]
+    assert (s_months, s_events) == (b_months, b_events) and s_months

@@ -220,7 +220,7 @@ async def _ensure_customers(
     """Store the customers seen for the first time (with the default calendar of their call's
     first callback), and note their calendar in `owners`."""
     made: dict[int, str] = {}
-    for sid, owner in owners.items():
+    for sid, owner in sorted(owners.items(), key=lambda item: item[1].user_id):  # in one order
         if owner.timezones is None:
             if owner.user_id not in made:
                 customer = await ensure_customer(conn, user_id=owner.user_id, calendar=default_calendars[sid])

@@ -52,7 +52,7 @@ async def open_services(
     await db.connect()
     try:
         bus = LiveBus(db)
-        yield Services(db, settings, bus, GroupCommit(db, bus))
+        yield Services(db, settings, bus, GroupCommit(db, bus, lanes=settings.callback_lanes))
     finally:
         await db.disconnect()
 
