@@ -8,8 +8,9 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from callmeter.billing.plans import pay_as_you_go
 from callmeter.call_lifecycle import StatusCallback
@@ -18,7 +19,7 @@ from callmeter.db.group_commit import GroupCommit
 from callmeter.db.recording import record_status_callback
 from callmeter.db.tables import call_usage, monthly_usage, webhook_events
 from callmeter.months import UTC_CALENDAR
-from tests.factories import add_agent, open_db
+from tests.factories import add_agent, call_events, open_db, post_callback, start_server
 
 DEFAULT = pay_as_you_go(Decimal("0.05"))
 T0 = datetime(2026, 3, 31, 23, 58, tzinfo=UTC)  # near a month's end: some calls move month
@@ -172,3 +173,54 @@ async def test_lanes_record_two_customers_side_by_side_exactly(db):
     # each call's outcome and length, the months' totals and charges, the events stored.
     assert [call[:5] for call in s_calls] == [call[:5] for call in b_calls]
     assert (s_months, s_events) == (b_months, b_events) and s_months
+
+
+async def test_two_processes_batching_the_same_calls_count_each_once(clean_database, tmp_path):
+    """Two `serve` processes (one with 2 lanes) get every callback of 40 calls of 4 agents, each
+    callback sent to both, all at once: their batches lock the same calls and customers."""
+    if clean_database.startswith("sqlite"):
+        pytest.skip("SQLite is one process by design")
+    numbers = [f"+1844555000{n}" for n in range(4)]
+    for n, number in enumerate(numbers):
+        await add_agent(clean_database, user_id=1 + n % 2, name=f"agent {n}", numbers=[number])
+    rng = random.Random(4)
+    durations = {f"CA2p{n:02d}": rng.randint(1, 600) for n in range(40)}
+    forms = [
+        form
+        for n, (sid, duration) in enumerate(durations.items())
+        for form in call_events(
+            sid, answered_at=T0 + timedelta(minutes=n), duration=duration, to=numbers[n % 4]
+        )
+    ]
+    servers = [
+        start_server(clean_database, tmp_path),
+        start_server(clean_database, tmp_path, CALLBACK_LANES="2"),
+    ]
+    try:
+        sends = [(server, form) for form in forms for server in servers]
+        rng.shuffle(sends)
+        async with httpx.AsyncClient(timeout=60) as client:
+            answers = await asyncio.gather(*(post_callback(client, s.base_url, form) for s, form in sends))
+        assert {answer.status_code for answer in answers} == {200}
+    finally:
+        for server in servers:
+            server.stop()
+    db = await open_db(clean_database)
+    try:
+        async with db.connection() as conn:
+            months = await conn.fetch_all(select(monthly_usage).order_by(monthly_usage.c.user_id))
+            calls = await conn.fetch_all(select(call_usage))
+            stored = await conn.fetch_val(select(func.count()).select_from(webhook_events))
+    finally:
+        await db.disconnect()
+    assert stored == len(forms)
+    assert sorted((c["call_sid"], c["duration_seconds"], c["status"]) for c in calls) == sorted(
+        (sid, duration, "completed") for sid, duration in durations.items()
+    )
+    assert {m["month"] for m in months} == {"2026-03", "2026-04"}  # the calls straddle a month's end
+    for month in months:
+        own = [c for c in calls if (c["user_id"], c["month"]) == (month["user_id"], month["month"])]
+        assert month["total_calls"] == len(own)
+        assert month["total_seconds"] == sum(c["duration_seconds"] for c in own)
+        assert Decimal(month["usage_charge_usd"]) == sum(Decimal(c["cost_usd"]) for c in own)
+    assert sum(m["total_calls"] for m in months) == 40
