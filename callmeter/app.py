@@ -21,7 +21,8 @@ from callmeter import rest
 from callmeter.errors import CallmeterError, DatabaseUnavailableError
 from callmeter.limits import BodySizeLimit
 from callmeter.logs import configure_logging
-from callmeter.metrics import ServerTiming, metrics
+from callmeter.metrics import ServerTiming, exposition
+from callmeter.resolvers.calls import count_active_calls
 from callmeter.resolvers.services import open_services
 from callmeter.schema.view import make_graphql_app
 from callmeter.settings import Settings, load_settings
@@ -50,6 +51,15 @@ async def readyz(request: Request) -> Response:
     except DatabaseUnavailableError as exc:
         return JSONResponse({"status": "unavailable", "error": str(exc)}, status_code=503)
     return JSONResponse({"status": "ready"})
+
+
+async def metrics(request: Request) -> Response:
+    services = request.app.state.services
+    return await exposition(
+        subscribers=services.bus.subscriber_count,
+        pool=services.db.pool_stats(),
+        active_calls=lambda: count_active_calls(services),
+    )
 
 
 async def domain_error(request: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ subscribers, the database pool) are read when `/metrics` is scraped.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,7 +17,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,16 +49,15 @@ SUBSCRIBERS = Gauge("callmeter_subscribers", "Live GraphQL subscriptions in this
 POOL_SIZE = Gauge("callmeter_db_pool_connections", "Database pool connections.", ["state"], registry=REGISTRY)
 
 
-async def metrics(request: Request) -> Response:
-    # Imported here: db/group_commit.py counts its batches with this module's counters.
-    from callmeter.resolvers.calls import count_active_calls
-
-    services = request.app.state.services
-    SUBSCRIBERS.set(services.bus.subscriber_count)
-    for name, value in services.db.pool_stats().items():
+async def exposition(
+    *, subscribers: int, pool: Mapping[str, int], active_calls: Callable[[], Awaitable[int]]
+) -> Response:
+    """`/metrics`: the gauges set from the process's state now, then every metric of the registry."""
+    SUBSCRIBERS.set(subscribers)
+    for name, value in pool.items():
         POOL_SIZE.labels(name).set(value)
     try:
-        ACTIVE_CALLS.set(await count_active_calls(services))
+        ACTIVE_CALLS.set(await active_calls())
     except DatabaseUnavailableError:
         pass  # the other figures are still worth scraping
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
