@@ -91,22 +91,50 @@ def _summary(outcome):
     return (outcome.stored, outcome.attributed, outcome.change, outcome.call and outcome.call.cost_usd)
 
 
+class _Bus:
+    """The live bus's side of recording, kept: what each path would announce, by user."""
+
+    def __init__(self) -> None:
+        self.announced: dict[int, list[tuple[str, str]]] = {1: [], 2: []}
+
+    def _keep(self, event) -> None:
+        self.announced[event.user_id].append((str(event.kind), str(event.month)))
+
+    async def announce(self, conn, event) -> None:
+        self._keep(event)
+
+    async def announce_many(self, conn, events) -> None:
+        for event in events:
+            self._keep(event)
+
+    def committed(self, event) -> None:
+        pass
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_a_batch_records_what_the_same_callbacks_record_one_by_one(db, seed):
     one_by_one, together = _callbacks(seed, SEQUENTIAL, "S"), _callbacks(seed, BATCHED, "B")
-    alone = []
+    alone, bus = [], _Bus()
     for item in one_by_one:
         alone.append(
             await record_status_callback(
-                db, event=item, form={}, agent_id=None, default_plan=DEFAULT, default_calendar=UTC_CALENDAR
+                db,
+                event=item,
+                form={},
+                agent_id=None,
+                default_plan=DEFAULT,
+                default_calendar=UTC_CALENDAR,
+                bus=bus,
             )
         )
-    group = GroupCommit(db, None, lanes=1)
+    group = GroupCommit(db, bus, lanes=1)
     batched = await asyncio.gather(*(_record(group, item) for item in together))
     assert (group.batches, group.batched, group.retried) == (1, len(together), 0)  # one transaction
     assert [_summary(o) for o in batched] == [_summary(o) for o in alone]
     sequential, grouped = await _state(db, 1, "S"), await _state(db, 2, "B")
     assert grouped == sequential
+    # the same changes announced (a batch announces in its own order: compare as multisets)
+    assert sorted(bus.announced[2]) == sorted(bus.announced[1]) and bus.announced[1]
     assert sum(month[1] for month in grouped[1]) >= 4  # the test covers completed calls
 
 
@@ -224,3 +252,21 @@ async def test_two_processes_batching_the_same_calls_count_each_once(clean_datab
         assert month["total_seconds"] == sum(c["duration_seconds"] for c in own)
         assert Decimal(month["usage_charge_usd"]) == sum(Decimal(c["cost_usd"]) for c in own)
     assert sum(m["total_calls"] for m in months) == 40
+
+
+async def test_a_late_event_that_only_revises_the_start_announces_nothing(db):
+    bus = _Bus()
+    group = GroupCommit(db, bus, lanes=1)
+    ringing = StatusCallback(
+        "CArev", "ringing", 1, T0 + timedelta(seconds=2), "+1555", BATCHED, "inbound", "AC1", None
+    )
+    initiated = StatusCallback("CArev", "initiated", 0, T0, "+1555", BATCHED, "inbound", "AC1", None)
+    await _record(group, ringing)
+    late = await _record(group, initiated)  # a batch of its own: the call's row is locked, stored
+    assert late.stored and late.change is None
+    assert [kind for kind, _ in bus.announced[2]] == ["UPDATED"]  # the ringing only
+    async with db.connection() as conn:
+        first = await conn.fetch_val(
+            select(call_usage.c.first_event_at).where(call_usage.c.call_sid == "CArev")
+        )
+    assert first == T0  # the revision is stored

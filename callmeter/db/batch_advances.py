@@ -99,5 +99,9 @@ def _advanced_row(created: dict[str, Any], advance: Advance) -> dict[str, Any]:
 
 
 def _moved(row: Mapping[str, Any], advance: Advance, charge: CallCharge, event_id: int) -> Recorded:
-    change = LiveEvent(row["user_id"], row["id"], advance.change, None, event_id)  # type: ignore[arg-type]
+    """The outcome, and the change to announce (none for a late event that only revised when the
+    call began: as one by one)."""
+    if advance.change is None:
+        return Recorded(advanced(row, advance, charge), None)
+    change = LiveEvent(row["user_id"], row["id"], advance.change, None, event_id)
     return Recorded(advanced(row, advance, charge), change)
