@@ -2,16 +2,18 @@
 
 Each callback waits in a queue; one batch at a time takes everything queued (up to `MAX_BATCH`)
 and records it with `recording.record_in`, in arrival order, in ONE transaction: one BEGIN, one
-COMMIT (one fsync) and one NOTIFY for the lot, and the batch's calls locked by one statement. Every
+COMMIT (one fsync) and one NOTIFY for the lot, and on PostgreSQL what the batch locks, reads and
+stores done by one statement each (db/batch.py, db/batch_advances.py). Every
 callback is answered only after the commit that stored it. Nothing waits for a batch to fill: a
 callback that finds the queue idle is committed at once, alone; under load the batches grow by
 themselves while the one before is in the database.
 
 A batch that fails as a whole is rolled back and its callbacks are recorded again one by one, each
 in its own transaction (`record_status_callback`), so a failing event fails only itself. That also
-covers the rare rollbacks a batch cannot avoid: a deadlock with another process's batch (two
-batches lock calls in one order but may take customers' billing locks in different ones), or an
-event that turns out to duplicate an unattributed one after its call was created. An unreachable
+covers the rare rollbacks a batch cannot avoid: a deadlock with another process's transaction
+(batches lock calls, then customers' billing, each in one order, but a one-by-one transaction
+takes them as it goes), or, on SQLite, where events are stored one at a time, an event that turns
+out to duplicate an unattributed one after its call was created. An unreachable
 database fails every callback of the batch at once (each gets its 503), without the retries.
 """
 
