@@ -24,6 +24,7 @@ from callmeter.db.call_rows import (
     call_update,
     new_call,
     plan_advance,
+    state_columns,
     stored_charge,
 )
 from callmeter.db.connection import Connection
@@ -66,7 +67,7 @@ async def record_simple_advances(
             advance = plan_advance(created, event, calendar)
             if advance.completes:
                 continue
-            creations.append((index, queued, advance, _advanced_row(created, advance)))
+            creations.append((index, queued, advance, {**created, **state_columns(advance)}))
     await UPDATE_CALL.execute_many(conn, updates)
     stored = {row["call_sid"]: row for row in await CREATE_CALLS.insert(conn, [c[3] for c in creations])}
     for index, queued, advance, _ in creations:
@@ -81,21 +82,6 @@ async def record_simple_advances(
         else:
             done[index] = _moved(row, advance, _NO_CHARGE, event_id)
     return done
-
-
-def _advanced_row(created: dict[str, Any], advance: Advance) -> dict[str, Any]:
-    after = advance.after
-    return {
-        **created,
-        "twilio_status": after.twilio_status,
-        "status": after.status,
-        "first_event_at": after.first_event_at,
-        "started_at": after.started_at,
-        "ended_at": after.ended_at,
-        "duration_seconds": after.duration_seconds,
-        "sort_at": after.sort_at,
-        "month": str(advance.month),
-    }
 
 
 def _moved(row: Mapping[str, Any], advance: Advance, charge: CallCharge, event_id: int) -> Recorded:

@@ -120,13 +120,10 @@ def stored_charge(row: Mapping[str, Any]) -> CallCharge:
     return CallCharge(row["billable_seconds"], to_decimal(row["cost_usd"]))
 
 
-def call_update(
-    row: Mapping[str, Any], event: StatusCallback, advance: Advance, charge: CallCharge, position: int | None
-) -> dict[str, Any]:
-    """`UPDATE_CALL`'s parameters: the row after `advance` (and, for a completed call, its charge)."""
+def state_columns(advance: Advance) -> dict[str, Any]:
+    """The columns that hold a call's state, as `advance` leaves it."""
     after = advance.after
     return {
-        "key_id": row["id"],
         "twilio_status": after.twilio_status,
         "status": after.status,
         "first_event_at": after.first_event_at,
@@ -135,6 +132,16 @@ def call_update(
         "duration_seconds": after.duration_seconds,
         "sort_at": after.sort_at,
         "month": str(advance.month),
+    }
+
+
+def call_update(
+    row: Mapping[str, Any], event: StatusCallback, advance: Advance, charge: CallCharge, position: int | None
+) -> dict[str, Any]:
+    """`UPDATE_CALL`'s parameters: the row after `advance` (and, for a completed call, its charge)."""
+    return {
+        "key_id": row["id"],
+        **state_columns(advance),
         "updated_at": datetime.now(UTC),
         "call_from": row["call_from"] or event.call_from,
         "call_to": row["call_to"] or event.call_to,
