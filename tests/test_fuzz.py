@@ -131,6 +131,9 @@ def test_rest_routes_conform_to_their_openapi_description(live_server):
             def check(case):
                 # Unknown query parameters are ignored, as most APIs do (README): not a violation.
                 assume(set(case.query or {}) <= known_parameters(case.operation))
+                # A parameter generated as an empty list is not sent at all: the server sees it left
+                # out (valid), while schemathesis counts the case as invalid and expects a refusal.
+                assume(all(value != [] for value in (case.query or {}).values()))
                 recent_events(case)
                 # Every default check: no 5xx, status codes, content types and bodies as documented,
                 # schema-valid requests accepted and (negative mode) schema-invalid ones refused.
