@@ -46,6 +46,7 @@ from bench.common import (  # noqa: E402
     create_database,
     drop_database,
     percentile,
+    postgres_cpu_seconds,
     serve,
     summary,
 )
@@ -399,15 +400,18 @@ def main() -> None:
                     asyncio.run(reset(url))
                     profile = args.profile if workers == 1 and round_ == 1 else None
                     cpu, before = cpu_seconds(process.pid), batching(port)
+                    database_cpu = postgres_cpu_seconds()
                     closed = closed_loop_run(process.pid, port, calls, args.connections, profile)
                     served.append(report(f"round {round_}, service closed loop", closed, events))
                     if workers == 1:
                         spent = cpu_seconds(process.pid) - cpu
+                        database_spent = postgres_cpu_seconds() - database_cpu
                         batches, batched, retried = (
                             b - a for a, b in zip(before, batching(port), strict=True)
                         )
                         print(
-                            f"    server CPU {1e6 * spent / events:.0f} µs/event; {batches:,.0f} batches, "
+                            f"    server CPU {1e6 * spent / events:.0f} µs/event, PostgreSQL "
+                            f"{1e6 * database_spent / events:.0f} µs/event; {batches:,.0f} batches, "
                             f"{batched / max(batches, 1):.1f} callbacks each; {retried:.0f} retried alone"
                         )
                     print("    " + asyncio.run(check_totals(url, calls)))

@@ -26,6 +26,7 @@ from callmeter.errors import UnauthenticatedError
 from callmeter.limits import GRAPHQL_LIMITS
 from callmeter.schema.broadcast import Schema
 from callmeter.schema.context import Context
+from callmeter.schema.execution import Executor
 from callmeter.schema.root import Mutation, Query
 from callmeter.schema.subscriptions import Subscription
 
@@ -55,7 +56,13 @@ def wants_graphql_response(accept: str | None) -> bool:
     return graphql > 0 and graphql >= plain
 
 
-schema = Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=GRAPHQL_LIMITS)
+schema = Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=GRAPHQL_LIMITS,
+    execution_context_class=Executor,
+)
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
