@@ -82,8 +82,6 @@ class Call:
     terminated_reason: str | None = strawberry.field(
         description="Why spend control ended the call: spend_cap_reached or balance_exhausted."
     )
-    agent_id: strawberry.Private[int | None]
-    known_agent: strawberry.Private[Agent | None] = None  # attached when already loaded
     row: strawberry.Private[CallRow | None] = None
 
     @strawberry.field(
@@ -96,22 +94,14 @@ class Call:
     def total_cost_usd(self) -> Decimal:
         return self.row.total_cost_usd if self.row else self.cost_usd
 
-    @strawberry.field
-    def agent(self, info: Info) -> Agent | None:
-        # Synchronous when the agent came with the call (a join); loaded, batched, otherwise.
-        if self.known_agent is not None or self.agent_id is None:
-            return self.known_agent
-        return self._load_agent(info, self.agent_id)  # type: ignore[return-value]  # awaited by graphql-core
-
-    @staticmethod
-    async def _load_agent(info: Info, agent_id: int) -> Agent | None:
-        row = await info.context.agents.load(agent_id)
-        return Agent.from_row(row) if row else None
+    # The call's agent came with its row (a join; agents are never deleted): a plain field, so a page
+    # of calls costs no resolver per agent.
+    agent: Agent | None = None
 
     @classmethod
     def from_row(cls, row: CallRow) -> Call:
         return cls(
-            known_agent=Agent.named(row.agent_id, row.agent_name),
+            agent=Agent.named(row.agent_id, row.agent_name),
             id=strawberry.ID(str(row.id)),
             call_sid=row.call_sid,
             call_from=row.call_from,
@@ -123,7 +113,6 @@ class Call:
             started_at=row.started_at,
             ended_at=row.ended_at,
             terminated_reason=row.terminated_reason,
-            agent_id=row.agent_id,
             row=row,
         )
 
