@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    GraphQLField,
     GraphQLLeafType,
     GraphQLObjectType,
     Undefined,
@@ -32,7 +33,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 @dataclass(frozen=True, slots=True)
 class _Plain:
     name: str  # the response key (an alias or the field's name)
-    resolve: Any  # Strawberry's resolver of a basic field: the attribute
+    attribute: str  # what Strawberry's resolver of a basic field reads
     leaf: GraphQLLeafType
     required: bool  # non-null
 
@@ -44,15 +45,28 @@ class _Plan:
     order: tuple[str, ...]  # every response key, in the selection's order
 
 
+def _attribute(field: GraphQLField) -> str | None:
+    """The attribute a plain leaf field's value is, or None if it is not one."""
+    definition = field.extensions.get("strawberry-definition")
+    if (
+        getattr(field.resolve, "_is_default", False)  # Strawberry's basic field: no resolver, no extension
+        and getattr(definition, "default_resolver", None) is getattr  # the schema's default resolver
+        and is_leaf_type(get_nullable_type(field.type))  # type: ignore[arg-type]
+    ):
+        return definition.python_name  # type: ignore[union-attr]
+    return None
+
+
 def _plan(parent_type: GraphQLObjectType, grouped_field_set: dict[str, Any], schema: Any) -> _Plan:
     plain, rest = [], {}
     for name, field_details_list in grouped_field_set.items():
         field = schema.get_field(parent_type, field_details_list[0].node.name.value)
-        named = get_nullable_type(field.type) if field is not None else None
-        if field is not None and getattr(field.resolve, "_is_default", False) and is_leaf_type(named):
-            plain.append(_Plain(name, field.resolve, named, is_non_null_type(field.type)))  # type: ignore[arg-type]
-        else:
+        attribute = _attribute(field) if field is not None else None
+        if attribute is None:
             rest[name] = field_details_list
+        else:
+            leaf = get_nullable_type(field.type)
+            plain.append(_Plain(name, attribute, leaf, is_non_null_type(field.type)))  # type: ignore[arg-type]
     return _Plan(tuple(plain), rest or None, tuple(grouped_field_set))
 
 
@@ -109,7 +123,7 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 def _plain_values(plain: tuple[_Plain, ...], source: Any) -> dict[str, Any] | None:
     values = {}
     for field in plain:
-        value = field.resolve(source, None)
+        value = getattr(source, field.attribute)
         if value is None:
             if field.required:
                 return None
