@@ -39,6 +39,12 @@ class Item:
         return self.name + "!"
 
     @strawberry.field
+    async def strict(self) -> str:
+        if self.name == "b":
+            raise ValueError("no b")
+        return self.name
+
+    @strawberry.field
     def twin(self) -> Item | None:
         return (
             None
@@ -62,7 +68,40 @@ def _items() -> list[Item]:
 
 
 @strawberry.type
+class Box:
+    item: Item
+    maybe: Item | None
+    items: list[Item]
+    loose: list[Item | None] | None
+
+    holes: list[Item | None]  # a non-null list of nullable items
+    firm: list[Item] | None  # a nullable list of non-null items
+
+
+def _box(item: Item, maybe: Item | None, items: list[Item], loose: list[Item | None] | None) -> Box:
+    firm = loose if isinstance(loose, list | tuple) else None
+    return Box(item=item, maybe=maybe, items=items, loose=loose, holes=[*items, None], firm=firm)  # type: ignore[arg-type]
+
+
+def _boxes() -> list[Box]:
+    good, b = _item("a", 1, "x", Colour.RED, Decimal("1")), _item("b", 2, None, Colour.BLUE, Decimal("2"))
+    no_name = _item(None, 3, None, Colour.RED, Decimal("1"))  # type: ignore[arg-type]
+    return [
+        _box(item=good, maybe=None, items=[good, b], loose=[good, None]),
+        _box(item=no_name, maybe=good, items=[good], loose=None),
+        _box(item=good, maybe=no_name, items=[good, no_name], loose=[no_name, good]),
+        _box(item=b, maybe=good, items=(good, b), loose=(b,)),  # type: ignore[arg-type]
+        _box(item=good, maybe=good, items=[good, None], loose="not a list"),  # type: ignore[arg-type, list-item]
+        _box(item=good, maybe=ValueError("boom"), items=[], loose=[]),  # type: ignore[arg-type]
+    ]
+
+
+@strawberry.type
 class Query:
+    @strawberry.field
+    def boxes(self) -> list[Box | None]:
+        return _boxes()
+
     @strawberry.field
     def items(self) -> list[Item]:
         return _items()
@@ -86,11 +125,18 @@ QUERIES = [
     " fragment F on Item { note colour }",
     "{ nullableItems { __typename name @skip(if: true) size @include(if: true) later } }",
     "{ nullableItems { price name ... on Item { name size } } }",
+    "{ boxes { item { name } maybe { name size } items { name } loose { name } } }",
+    "{ boxes { item { name later } maybe { size later } items { later name } loose { later } } }",
+    "{ boxes { item { strict } } }",
+    "{ boxes { maybe { strict } loose { strict name } } }",
+    "{ boxes { items { strict } } }",
+    "{ boxes { loose { name twin { name } } items { twin { twin { size } } } } }",
+    "{ boxes { holes { name strict } firm { name later } } }",
 ]
 
 
 def _run(schema: strawberry.Schema, query: str) -> str:
-    result = schema.execute_sync(query) if "later" not in query else None
+    result = schema.execute_sync(query) if "later" not in query and "strict" not in query else None
     if result is None:
         import asyncio
 
