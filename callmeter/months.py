@@ -68,6 +68,12 @@ def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
+@lru_cache(maxsize=4096)
+def _month_start(zone_name: str, year: int, month: int) -> datetime:
+    # Every event's month is two of these: remembered (the zone database does not change in a run).
+    return datetime(year, month, 1, tzinfo=zone(zone_name)).astimezone(UTC)
+
+
 @lru_cache(maxsize=1)
 def _known_zones() -> frozenset[str]:
     return frozenset(available_timezones())
@@ -102,8 +108,7 @@ class Calendar:
     def starts_at(self, month: Month) -> datetime:
         """The UTC instant `month` starts: local midnight on its 1st in its zone. A midnight the
         clocks skip starts the month at the jump; one they repeat, at its first occurrence."""
-        local = datetime(month.year, month.month, 1, tzinfo=zone(self.zone_for(month)))
-        return local.astimezone(UTC)
+        return _month_start(self.zone_for(month), month.year, month.month)
 
     def month_of(self, instant: datetime) -> Month:
         """The month `instant` falls in: local months, each ending where the next begins."""

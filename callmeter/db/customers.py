@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -20,7 +21,9 @@ from callmeter.months import Calendar, calendar_from, calendar_to
 from callmeter.rows import CustomerRow
 
 
+@lru_cache(maxsize=1024)
 def stored_calendar(text: str) -> Calendar:
+    # Read on every event of a call: parsed once per distinct text (a Calendar is immutable).
     return calendar_from(json.loads(text))
 
 
