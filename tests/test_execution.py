@@ -93,6 +93,7 @@ def _boxes() -> list[Box]:
         _box(item=b, maybe=good, items=(good, b), loose=(b,)),  # type: ignore[arg-type]
         _box(item=good, maybe=good, items=[good, None], loose="not a list"),  # type: ignore[arg-type, list-item]
         _box(item=good, maybe=ValueError("boom"), items=[], loose=[]),  # type: ignore[arg-type]
+        _box(item=good, maybe=object(), items=[good], loose=[object()]),  # type: ignore[arg-type]  # no attributes
     ]
 
 

@@ -36,6 +36,7 @@ from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 LEAF, OBJECT, LIST = "leaf", "object", "list"
+_SLOW = object()  # a plain field that graphql-core's own path must take after all
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,7 @@ class _Step:
     field_details_list: Any
     field: GraphQLField | None
     kind: str | None  # LEAF, OBJECT, LIST (of objects), or None: graphql-core's path
+    required: bool = False  # non-null
     attribute: str = ""
     type: Any = None  # LEAF: the leaf type; OBJECT: the object type; LIST: the item's object type
     item_type: Any = None  # LIST: the item's type as declared (maybe non-null)
@@ -65,15 +67,16 @@ def _step(name: str, field_details_list: Any, field: GraphQLField | None) -> _St
     if attribute is None or any(details.node.directives for details in field_details_list):
         return _Step(name, field_details_list, field, None)
     named = get_nullable_type(field.type)  # type: ignore[union-attr]
+    required = is_non_null_type(field.type)  # type: ignore[union-attr]
     if is_leaf_type(named):
-        return _Step(name, field_details_list, field, LEAF, attribute, named)
+        return _Step(name, field_details_list, field, LEAF, required, attribute, named)
     if is_object_type(named) and named.is_type_of is None:  # type: ignore[union-attr]
-        return _Step(name, field_details_list, field, OBJECT, attribute, named)
+        return _Step(name, field_details_list, field, OBJECT, required, attribute, named)
     if is_list_type(named):
         item_type = named.of_type  # type: ignore[union-attr]
         item = get_nullable_type(item_type)
         if is_object_type(item) and item.is_type_of is None:  # type: ignore[union-attr]
-            return _Step(name, field_details_list, field, LIST, attribute, item, item_type)
+            return _Step(name, field_details_list, field, LIST, required, attribute, item, item_type)
     return _Step(name, field_details_list, field, None)
 
 
@@ -116,44 +119,25 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
         awaitable_fields: list[str] = []
         try:
             for step in self._steps(parent_type, grouped_field_set):
-                name, kind = step.name, step.kind
-                value = getattr(source_value, step.attribute) if kind is not None else None
-                if kind is not None and not isinstance(value, Exception):  # graphql-core raises those
-                    if value is None and not is_non_null_type(step.field.type):  # type: ignore[union-attr]
-                        results[name] = None
-                        continue
-                    if kind is LEAF and value is not None:
-                        coerced = _coerced(step.type, value)
-                        if coerced is not None:
-                            results[name] = coerced
-                            continue
-                    elif kind is OBJECT and value is not None:
-                        result = self._complete_object(
-                            step, value, Path(path, name, parent_type.name), position_context
-                        )
-                        results[name] = result
-                        if is_awaitable(result):
-                            awaitable_fields.append(name)
-                        continue
-                    elif kind is LIST and _plain_list(step, value, is_awaitable):
-                        result = self._complete_list(
-                            step, value, Path(path, name, parent_type.name), position_context
-                        )
-                        results[name] = result
-                        if is_awaitable(result):
-                            awaitable_fields.append(name)
-                        continue
-                result = self.execute_field(
-                    parent_type,
-                    source_value,
-                    step.field_details_list,
-                    Path(path, name, parent_type.name),
-                    position_context,
+                name = step.name
+                result = (
+                    self._plain(step, source_value, path, parent_type, position_context)
+                    if step.kind is not None
+                    else _SLOW
                 )
-                if result is not Undefined:
-                    results[name] = result
-                    if is_awaitable(result):
-                        awaitable_fields.append(name)
+                if result is _SLOW:
+                    result = self.execute_field(
+                        parent_type,
+                        source_value,
+                        step.field_details_list,
+                        Path(path, name, parent_type.name),
+                        position_context,
+                    )
+                    if result is Undefined:
+                        continue
+                results[name] = result
+                if step.kind is not LEAF and is_awaitable(result):
+                    awaitable_fields.append(name)
         except Exception:
             if awaitable_fields:  # settled, as graphql-core does, so their errors are observed
                 self.settle_in_background([results[name] for name in awaitable_fields])
@@ -167,6 +151,32 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def _plain(
+        self,
+        step: _Step,
+        source: Any,
+        path: Path | None,
+        parent_type: GraphQLObjectType,
+        position_context: Any,
+    ) -> Any:
+        """The plain field's completed value, or _SLOW when graphql-core's path must take it."""
+        try:
+            value = getattr(source, step.attribute)
+        except Exception:  # graphql-core's path reports it as the field's error
+            return _SLOW
+        if value is None:
+            return _SLOW if step.required else None
+        if isinstance(value, Exception):  # graphql-core raises a value that is an exception
+            return _SLOW
+        if step.kind is LEAF:
+            return _coerced(step.type, value)
+        field_path = Path(path, step.name, parent_type.name)
+        if step.kind is OBJECT:
+            return self._complete_object(step, value, field_path, position_context)
+        if _plain_list(step, value, self.is_awaitable):
+            return self._complete_list(step, value, field_path, position_context)
+        return _SLOW
 
     def _complete_object(self, step: _Step, value: Any, path: Path, position_context: Any) -> Any:
         try:
@@ -225,12 +235,12 @@ class Executor(StrawberryGraphQLCoreExecutionContext):
 
 
 def _coerced(leaf: GraphQLLeafType, value: Any) -> Any:
-    """The leaf's output value, or None if graphql-core's path must report what is wrong with it."""
+    """The leaf's output value, or _SLOW if graphql-core's path must report what is wrong with it."""
     try:
         coerced = leaf.coerce_output_value(value)
     except Exception:
-        return None
-    return None if coerced is Undefined else coerced
+        return _SLOW
+    return _SLOW if coerced is None or coerced is Undefined else coerced
 
 
 def _plain_list(step: _Step, value: Any, is_awaitable: Any) -> bool:
